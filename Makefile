@@ -1,0 +1,32 @@
+# `make demo` and `make test` work from a fresh clone: each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# torch is pinned here (not in pyproject) to the CPU wheel this machine carries: any other spec pulls a CUDA build.
+TORCH_PIN := torch==2.13.0
+
+.PHONY: demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed-train: pyproject.toml | $(PY)
+	$(PY) -m pip install -q "$(TORCH_PIN)" -e ".[torch,train]"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install -q "$(TORCH_PIN)" -e ".[torch,jax,train,test,bench]"
+	touch $@
+
+demo: $(VENV)/.installed-train
+	$(PY) -m reference_training demo --out runs/demo
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed-test
+	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=mean,median,rounds
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .benchmarks

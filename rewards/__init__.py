@@ -1,0 +1,20 @@
+"""task-rewards: exact, fast per-example task rewards for REINFORCE tuning.
+
+Framework-agnostic (numpy + numba). Each ``X_reward(pred, gt, ...)`` scores
+one example; ``X_reward_batch(preds, gts, ...)`` runs one compiled kernel over
+a whole batch.
+"""
+
+from rewards import detection
+from rewards.detection import (
+    class_weights_from_counts,
+    coco_eval,
+    map_reward,
+    map_reward_batch,
+    match_iou,
+    match_iou_batch,
+    recall_reward,
+    recall_reward_batch,
+)
+
+__version__ = "0.1.0"
