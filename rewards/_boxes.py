@@ -18,37 +18,37 @@ def check_box_format(box_format: str) -> None:
         raise ValueError(f"`box_format` must be one of {BOX_FORMATS}, got {box_format!r}")
 
 
-def to_xywh(boxes: np.ndarray, box_format: str) -> np.ndarray:
-    """Converts (N, 4) float64 boxes to COCO xywh (sizes are not checked here)."""
-    if box_format == "xywh":
-        out = boxes
-    elif box_format == "xyxy":
-        out = np.column_stack(
-            (boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        )
+def to_xywh_inplace(boxes: np.ndarray, box_format: str) -> np.ndarray:
+    """Converts (N, 4) float64 boxes to COCO xywh in place (sizes are not checked here).
+
+    Only for arrays the caller owns (e.g. a fresh concatenation): inputs are
+    never modified.
+    """
+    check_box_format(box_format)
+    if box_format == "xyxy":
+        boxes[:, 2:] -= boxes[:, :2]
     elif box_format == "yxyx":
-        out = np.column_stack(
-            (boxes[:, 1], boxes[:, 0], boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0])
-        )
+        boxes[:] = boxes[:, [1, 0, 3, 2]]
+        boxes[:, 2:] -= boxes[:, :2]
     elif box_format == "cxcywh":
-        out = np.column_stack(
-            (boxes[:, 0] - boxes[:, 2] / 2, boxes[:, 1] - boxes[:, 3] / 2, boxes[:, 2], boxes[:, 3])
-        )
-    else:
-        check_box_format(box_format)
-    return out
+        boxes[:, :2] -= boxes[:, 2:] / 2
+    return boxes
 
 
 @numba.njit(cache=True, inline="always")
-def box_iou(d: np.ndarray, g: np.ndarray, crowd: bool) -> float:
-    """IoU of two xywh boxes; against a crowd box the union is ``d``'s own area."""
-    w = min(d[2] + d[0], g[2] + g[0]) - max(d[0], g[0])
+def box_iou(dets: np.ndarray, d: int, gts: np.ndarray, g: int, crowd: bool) -> float:
+    """IoU of xywh boxes ``dets[d]`` and ``gts[g]``; against a crowd box the union is the det's own area.
+
+    Takes row indices rather than row views: views cost reference counting in
+    the innermost loop.
+    """
+    w = min(dets[d, 2] + dets[d, 0], gts[g, 2] + gts[g, 0]) - max(dets[d, 0], gts[g, 0])
     if w <= 0:
         return 0.0
-    h = min(d[3] + d[1], g[3] + g[1]) - max(d[1], g[1])
+    h = min(dets[d, 3] + dets[d, 1], gts[g, 3] + gts[g, 1]) - max(dets[d, 1], gts[g, 1])
     if h <= 0:
         return 0.0
     inter = w * h
-    det_area = d[2] * d[3]
-    union = det_area if crowd else det_area + g[2] * g[3] - inter
+    det_area = dets[d, 2] * dets[d, 3]
+    union = det_area if crowd else det_area + gts[g, 2] * gts[g, 3] - inter
     return inter / union

@@ -20,20 +20,43 @@ IGNORED = np.int8(2)
 _PRECISION_EPS = np.spacing(1.0)
 
 
+_INSERTION_SORT_MAX = 64
+
+
+@numba.njit(cache=True)
+def _stable_order(major, minor):
+    """Indices sorting by (major, minor) ascending, ties in input order.
+
+    Insertion sort for the small per-image arrays (no allocation beyond the
+    result), two stable mergesorts beyond that.
+    """
+    n = major.size
+    if n > _INSERTION_SORT_MAX:
+        by_minor = np.argsort(minor, kind="mergesort")
+        return by_minor[np.argsort(major[by_minor], kind="mergesort")]
+    order = np.empty(n, np.int64)
+    for i in range(n):
+        j = i
+        while j > 0 and (
+            major[order[j - 1]] > major[i]
+            or (major[order[j - 1]] == major[i] and minor[order[j - 1]] > minor[i])
+        ):
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+    return order
+
+
 @numba.njit(cache=True)
 def order_detections(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Indices grouped by label (ascending), each group by score descending, ties in input order."""
-    by_score = np.argsort(-scores, kind="mergesort")
-    by_label = np.argsort(labels[by_score], kind="mergesort")
-    return by_score[by_label]
+    return _stable_order(labels, -scores)
 
 
 @numba.njit(cache=True)
 def order_ground_truth(labels: np.ndarray, ignore: np.ndarray) -> np.ndarray:
     """Indices grouped by label (ascending), non-ignored first in each group, ties in input order."""
-    by_ignore = np.argsort(ignore.astype(np.int8), kind="mergesort")
-    by_label = np.argsort(labels[by_ignore], kind="mergesort")
-    return by_ignore[by_label]
+    return _stable_order(labels, ignore.astype(np.int8))
 
 
 @numba.njit(cache=True)
@@ -76,10 +99,17 @@ def evaluate_image(
     n = scores.size
     m = gt_labels.size
     status[:] = IGNORED
-    det_area = boxes[:, 2] * boxes[:, 3]
     gt_taken = np.empty(m, np.bool_)
+    gt_ignore = np.empty(m, np.bool_)
+    # Scratch for one category block, sized for the largest possible block.
+    ious_buf = np.empty((min(n, max_det), m))
+    ign_buf = np.empty(m, np.bool_)
+    crowd_buf = np.empty(m, np.bool_)
+    out_of_area_buf = np.empty(min(n, max_det), np.bool_)
+    block_status = np.empty(min(n, max_det), np.int8)
     for a in range(area_lo.size):
-        gt_ignore = gt_crowd | (gt_area < area_lo[a]) | (gt_area > area_hi[a])
+        for g in range(m):
+            gt_ignore[g] = gt_crowd[g] or gt_area[g] < area_lo[a] or gt_area[g] > area_hi[a]
         gt_order = order_ground_truth(gt_labels, gt_ignore)
         i = 0
         j = 0
@@ -98,35 +128,48 @@ def evaluate_image(
             if a == 0:
                 for r in range(i_end - i):
                     rank[det_order[i + r]] = r
-            ious = np.empty((nd, ng))
-            ign = np.empty(ng, np.bool_)
-            crowd = np.empty(ng, np.bool_)
-            out_of_area = np.empty(nd, np.bool_)
+            ious = ious_buf[:nd, :ng]
             for g in range(ng):
                 gi = gt_order[j + g]
-                ign[g] = gt_ignore[gi]
-                crowd[g] = gt_crowd[gi]
+                ign_buf[g] = gt_ignore[gi]
+                crowd_buf[g] = gt_crowd[gi]
             for d in range(nd):
                 di = det_order[i + d]
-                out_of_area[d] = det_area[di] < area_lo[a] or det_area[di] > area_hi[a]
+                det_area = boxes[di, 2] * boxes[di, 3]
+                out_of_area_buf[d] = det_area < area_lo[a] or det_area > area_hi[a]
                 for g in range(ng):
                     gi = gt_order[j + g]
-                    ious[d, g] = box_iou(boxes[di], gt_boxes[gi], gt_crowd[gi])
-            block_status = np.empty(nd, np.int8)
+                    ious[d, g] = box_iou(boxes, di, gt_boxes, gi, gt_crowd[gi])
             for t in range(thresholds.size):
-                _match(ious, ign, crowd, out_of_area, thresholds[t], gt_taken[:ng], block_status)
+                _match(ious, ign_buf[:ng], crowd_buf[:ng], out_of_area_buf[:nd], thresholds[t],
+                       gt_taken[:ng], block_status[:nd])
                 for d in range(nd):
                     status[a, t, det_order[i + d]] = block_status[d]
             i = i_end
             j = j_end
 
 
+@numba.njit(cache=True, inline="always")
+def _count_at_most(table, x):
+    """Number of entries of the sorted ``table`` that are <= x (a guess for uniform tables, then exact)."""
+    n = table.size
+    j = min(max(int(x * (n - 1)), 0), n)
+    while j < n and table[j] <= x:
+        j += 1
+    while j > 0 and table[j - 1] > x:
+        j -= 1
+    return j
+
+
 @numba.njit(cache=True)
 def average_precision(status, n_positive, recall_thresholds, rc, pr):
-    """COCO's 101-point interpolated AP of detections in score order.
+    """COCO's interpolated AP (101 recall points) of detections in score order.
 
     Ignored detections add neither TP nor FP; they are skipped, which leaves
     the interpolated curve unchanged. ``rc``/``pr`` are scratch of len(status).
+    COCO samples the monotone precision at searchsorted(rc, r, "left") for
+    each recall point r: point q takes every r with rc[q-1] < r <= rc[q], so
+    the sum is a weighted sum over curve points rather than over 101 samples.
     """
     tp = 0.0
     fp = 0.0
@@ -141,17 +184,18 @@ def average_precision(status, n_positive, recall_thresholds, rc, pr):
         rc[k] = tp / n_positive
         pr[k] = tp / (fp + tp + _PRECISION_EPS)
         k += 1
+    if tp == 0.0:
+        return 0.0
     for q in range(k - 1, 0, -1):
         if pr[q] > pr[q - 1]:
             pr[q - 1] = pr[q]
     total = 0.0
-    q = 0
-    for r in range(recall_thresholds.size):
-        while q < k and rc[q] < recall_thresholds[r]:
-            q += 1
-        if q == k:
-            break
-        total += pr[q]
+    below = 0  # recall points already taken by earlier curve points
+    for q in range(k):
+        upto = _count_at_most(recall_thresholds, rc[q])
+        if upto > below:
+            total += pr[q] * (upto - below)
+            below = upto
     return total / recall_thresholds.size
 
 

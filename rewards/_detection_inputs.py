@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from rewards._boxes import check_box_format, to_xywh
+from rewards._boxes import check_box_format, to_xywh_inplace
 from rewards._inputs import offsets_from_lengths, to_numpy
 
 
@@ -69,7 +69,7 @@ def _per_box(example: Any, key: str, where: str, n: int, kinds: str, required: b
 def _concat(parts: list, dtype, shape_tail=()) -> np.ndarray:
     if not parts:
         return np.zeros((0, *shape_tail), dtype)
-    return np.concatenate(parts).astype(dtype, copy=False)
+    return np.concatenate(parts, dtype=dtype, casting="unsafe")
 
 
 def _first_bad_example(mask: np.ndarray, offsets: np.ndarray, where: str) -> str:
@@ -92,7 +92,7 @@ def _check_values(values: np.ndarray, offsets: np.ndarray, where: str, key: str)
 
 
 def _to_xywh_checked(boxes: np.ndarray, offsets: np.ndarray, box_format: str, where: str):
-    xywh = to_xywh(boxes, box_format)
+    xywh = to_xywh_inplace(boxes, box_format)
     negative = (xywh[:, 2:] < 0).any(axis=1)
     if negative.any():
         name = _first_bad_example(negative, offsets, where)
@@ -103,19 +103,47 @@ def _to_xywh_checked(boxes: np.ndarray, offsets: np.ndarray, box_format: str, wh
     return xywh
 
 
+def _checked_prediction(p: Any, name: str):
+    b = _boxes(p, name)
+    n = b.shape[0]
+    return b, _per_box(p, "scores", name, n, "fiu"), _per_box(p, "labels", name, n, "iu").astype(np.int64)
+
+
+def _checked_ground_truth(g: Any, name: str):
+    b = _boxes(g, name)
+    n = b.shape[0]
+    labels = _per_box(g, "labels", name, n, "iu").astype(np.int64)
+    crowd = _per_box(g, "iscrowd", name, n, "iub", required=False)
+    area = _per_box(g, "area", name, n, "fiu", required=False)
+    return b, labels, crowd, area
+
+
 def pack_predictions(
     preds: Sequence[Any], box_format: str, where: str = "preds", single: bool = False
 ) -> PackedPredictions:
     check_box_format(box_format)
-    boxes, scores, labels, lengths = [], [], [], []
+    count = len(preds)
+    boxes, scores, labels = [None] * count, [None] * count, [None] * count
+    lengths = np.empty(count, np.int64)
+    ndarray = np.ndarray
     for i, p in enumerate(preds):
-        name = example_name(where, i, single)
-        b = _boxes(p, name)
-        n = b.shape[0]
-        scores.append(_per_box(p, "scores", name, n, "fiu"))
-        labels.append(_per_box(p, "labels", name, n, "iu"))
-        boxes.append(b)
-        lengths.append(n)
+        # Fast path for well-formed numpy examples (inlined: this loop is the
+        # batch's Python cost); anything else takes the careful path, which
+        # converts or raises an error naming the example.
+        try:
+            b, s, lab = p["boxes"], p["scores"], p["labels"]
+            n = b.shape[0]
+            fast = (
+                type(b) is ndarray and type(s) is ndarray and type(lab) is ndarray
+                and b.shape == (n, 4) and s.shape == (n,) and lab.shape == (n,)
+                and b.dtype.kind in "fiu" and s.dtype.kind in "fiu" and lab.dtype.kind in "iu"
+            )
+        except (KeyError, TypeError, AttributeError, IndexError):
+            fast = False
+        if not fast:
+            b, s, lab = _checked_prediction(p, example_name(where, i, single))
+        boxes[i], scores[i], labels[i] = b, s, lab
+        lengths[i] = b.shape[0]
     offsets = offsets_from_lengths(lengths)
     flat_boxes = _concat(boxes, np.float64, (4,))
     flat_scores = _concat(scores, np.float64)
@@ -131,34 +159,50 @@ def pack_ground_truth(
     gts: Sequence[Any], box_format: str, where: str = "gts", single: bool = False
 ) -> PackedGroundTruth:
     check_box_format(box_format)
-    boxes, labels, crowd, area, lengths = [], [], [], [], []
-    any_area = False
+    count = len(gts)
+    boxes, labels, crowd, area = [None] * count, [None] * count, [None] * count, [None] * count
+    lengths = np.empty(count, np.int64)
+    ndarray = np.ndarray
+    previous, previous_fields = None, None
     for i, g in enumerate(gts):
-        name = example_name(where, i, single)
-        b = _boxes(g, name)
-        n = b.shape[0]
-        labels.append(_per_box(g, "labels", name, n, "iu"))
-        c = _per_box(g, "iscrowd", name, n, "iub", required=False)
-        crowd.append(np.zeros(n, bool) if c is None else c.astype(bool))
-        a = _per_box(g, "area", name, n, "fiu", required=False)
-        any_area |= a is not None
-        area.append(a)
-        boxes.append(b)
-        lengths.append(n)
+        if g is previous:  # the usual REINFORCE batch repeats each GT for its N samples
+            fields = previous_fields
+        else:
+            try:
+                b, lab = g["boxes"], g["labels"]
+                c, a = g.get("iscrowd"), g.get("area")
+                n = b.shape[0]
+                fast = (
+                    type(b) is ndarray and type(lab) is ndarray
+                    and b.shape == (n, 4) and lab.shape == (n,)
+                    and b.dtype.kind in "fiu" and lab.dtype.kind in "iu"
+                    and (c is None or (type(c) is ndarray and c.shape == (n,) and c.dtype.kind in "iub"))
+                    and a is None
+                )
+            except (KeyError, TypeError, AttributeError, IndexError):
+                fast = False
+            if fast:
+                fields = (b, lab, c, None)
+            else:
+                fields = _checked_ground_truth(g, example_name(where, i, single))
+            previous, previous_fields = g, fields
+        boxes[i], labels[i], crowd[i], area[i] = fields
+        lengths[i] = fields[0].shape[0]
     offsets = offsets_from_lengths(lengths)
     flat_boxes = _concat(boxes, np.float64, (4,))
     _check_values(flat_boxes, offsets, where, "boxes")
     xywh = _to_xywh_checked(flat_boxes, offsets, box_format, where)
-    box_area = xywh[:, 2] * xywh[:, 3]
-    if any_area:
-        area = [box_area[offsets[i] : offsets[i + 1]] if a is None else a for i, a in enumerate(area)]
-        flat_area = _concat(area, np.float64)
-        _check_values(flat_area, offsets, where, "area")
+    flat_area = xywh[:, 2] * xywh[:, 3]
+    if any(c is not None for c in crowd):
+        flat_crowd = _concat([np.zeros(len(b), bool) if c is None else c for b, c in zip(labels, crowd)], np.bool_)
     else:
-        flat_area = box_area
-    return PackedGroundTruth(
-        xywh, _concat(labels, np.int64), _concat(crowd, np.bool_), flat_area, offsets
-    )
+        flat_crowd = np.zeros(flat_area.size, np.bool_)
+    if any(a is not None for a in area):
+        for i in range(count):
+            if area[i] is not None:
+                flat_area[offsets[i] : offsets[i + 1]] = area[i]
+        _check_values(flat_area, offsets, where, "area")
+    return PackedGroundTruth(xywh, _concat(labels, np.int64), flat_crowd, flat_area, offsets)
 
 
 def check_labels_nonnegative(labels: np.ndarray, offsets: np.ndarray, where: str) -> None:

@@ -1,4 +1,11 @@
-"""Compiled recall reward of the paper (big_vision's released detection reward)."""
+"""Compiled recall reward of the paper (big_vision's released detection reward).
+
+The released code masks the IoU matrix at each threshold t and re-runs two
+argmax passes. Both are threshold-free in disguise: a prediction's best GT
+above t is its overall best same-class GT whenever that IoU exceeds t, and a
+GT's best remaining prediction is likewise fixed. So the matching runs once
+and each threshold only compares the matched IoUs with t.
+"""
 
 from __future__ import annotations
 
@@ -10,37 +17,17 @@ from rewards._boxes import box_iou
 
 
 @numba.njit(cache=True)
-def _same_class_ious(boxes, labels, gt_boxes, gt_labels):
-    ious = np.zeros((labels.size, gt_labels.size))
+def _best_gt(boxes, labels, gt_boxes, gt_labels, best_gt, best_iou):
+    """Each prediction's best same-class GT (first index on ties) and its IoU (0 if none)."""
     for p in range(labels.size):
-        for g in range(gt_labels.size):
-            if labels[p] == gt_labels[g]:
-                ious[p, g] = box_iou(boxes[p], gt_boxes[g], False)
-    return ious
-
-
-@numba.njit(cache=True)
-def _best_gt(ious, threshold, best_gt, best_iou):
-    """Each prediction keeps its best GT above the threshold (first index on ties)."""
-    for p in range(ious.shape[0]):
         best_gt[p] = 0
         best_iou[p] = 0.0
-        for g in range(ious.shape[1]):
-            v = ious[p, g]
-            if v > threshold and v > best_iou[p]:
-                best_iou[p] = v
-                best_gt[p] = g
-
-
-@numba.njit(cache=True)
-def _gt_match(best_gt, best_iou, n_gt, match):
-    """Each GT takes its best remaining prediction (first index on ties), -1 if none."""
-    match[:] = -1
-    top = np.zeros(n_gt)
-    for p in range(best_gt.size):
-        if best_iou[p] > top[best_gt[p]]:
-            top[best_gt[p]] = best_iou[p]
-            match[best_gt[p]] = p
+        for g in range(gt_labels.size):
+            if labels[p] == gt_labels[g]:
+                v = box_iou(boxes, p, gt_boxes, g, False)
+                if v > best_iou[p]:
+                    best_iou[p] = v
+                    best_gt[p] = g
 
 
 @numba.njit(cache=True)
@@ -49,21 +36,26 @@ def image_recall_reward(
 ):
     n = labels.size
     m = gt_labels.size
-    ious = _same_class_ious(boxes, labels, gt_boxes, gt_labels)
     best_gt = np.empty(n, np.int64)
     best_iou = np.empty(n)
-    match = np.empty(m, np.int64)
+    _best_gt(boxes, labels, gt_boxes, gt_labels, best_gt, best_iou)
+    # Each GT's match: its best prediction among those that chose it (first index on ties).
+    top = np.zeros(m)
+    match = np.full(m, -1, np.int64)
+    for p in range(n):
+        g = best_gt[p]
+        if best_iou[p] > top[g]:
+            top[g] = best_iou[p]
+            match[g] = p
     total = 0.0
-    for t in range(thresholds.size):
-        _best_gt(ious, thresholds[t], best_gt, best_iou)
-        _gt_match(best_gt, best_iou, m, match)
+    for t in thresholds:
         found = 0.0
         for g in range(m):
-            if match[g] >= 0:
+            if top[g] > t:
                 found += weights[gt_labels[g]]
         duplicates = 0.0
         for p in range(n):
-            if best_iou[p] > 0 and match[best_gt[p]] != p:
+            if best_iou[p] > t and match[best_gt[p]] != p:
                 duplicates += weights[labels[p]]
         total += found - duplicate_weight * duplicates
     reward = total / thresholds.size
@@ -95,6 +87,8 @@ def match_iou_batch(boxes, labels, offsets, gt_boxes, gt_labels, gt_offsets, thr
     for b in prange(offsets.size - 1):
         p0, p1 = offsets[b], offsets[b + 1]
         g0, g1 = gt_offsets[b], gt_offsets[b + 1]
-        ious = _same_class_ious(boxes[p0:p1], labels[p0:p1], gt_boxes[g0:g1], gt_labels[g0:g1])
         best_gt = np.empty(p1 - p0, np.int64)
-        _best_gt(ious, threshold, best_gt, out[p0:p1])
+        _best_gt(boxes[p0:p1], labels[p0:p1], gt_boxes[g0:g1], gt_labels[g0:g1], best_gt, out[p0:p1])
+        for p in range(p0, p1):
+            if out[p] <= threshold:
+                out[p] = 0.0

@@ -10,10 +10,10 @@ Example:
     >>> from rewards import detection
     >>> gt = {"boxes": [[10, 10, 50, 50], [60, 60, 90, 90]], "labels": [1, 2]}
     >>> pred = {"boxes": [[11, 10, 50, 52], [0, 0, 5, 5]], "scores": [0.9, 0.3], "labels": [1, 2]}
-    >>> round(detection.map_reward(pred, gt), 4)
-    0.4
-    >>> round(detection.recall_reward(pred, gt), 4)
-    0.8
+    >>> round(detection.map_reward(pred, gt), 4)  # class 1 found (AP .9), class 2 missed
+    0.45
+    >>> round(detection.recall_reward(pred, gt), 4)  # IoU .95: found at 9 of 10 thresholds
+    0.9
     >>> detection.map_reward_batch([pred, pred], [gt, gt]).shape
     (2,)
 """
@@ -122,7 +122,7 @@ def map_reward(
 
     Example:
         >>> gt = {"boxes": [[0, 0, 10, 10]], "labels": [3]}
-        >>> map_reward({"boxes": [[0, 0, 10, 10]], "scores": [1.0], "labels": [3]}, gt)
+        >>> round(map_reward({"boxes": [[0, 0, 10, 10]], "scores": [1.0], "labels": [3]}, gt), 9)
         1.0
     """
     return float(
@@ -148,7 +148,7 @@ def map_reward_batch(
         >>> gt = {"boxes": [[0, 0, 10, 10]], "labels": [0]}
         >>> hit = {"boxes": [[0, 0, 10, 10]], "scores": [0.9], "labels": [0]}
         >>> miss = {"boxes": [[20, 20, 30, 30]], "scores": [0.9], "labels": [0]}
-        >>> map_reward_batch([hit, miss], [gt, gt]).tolist()
+        >>> map_reward_batch([hit, miss], [gt, gt]).round(9).tolist()  # COCO's precision has a 2e-16 epsilon
         [1.0, 0.0]
     """
     return _map(preds, gts, box_format, iou_thresholds, max_dets, penalize_absent_classes, False)
@@ -342,7 +342,7 @@ def coco_eval(
     Example:
         >>> gt = {"boxes": [[0, 0, 10, 10]], "labels": [1]}
         >>> pred = {"boxes": [[0, 0, 10, 10]], "scores": [0.5], "labels": [1]}
-        >>> stats = coco_eval([pred], [gt]); stats["map"], stats["map_large"]
+        >>> stats = coco_eval([pred], [gt]); round(stats["map"], 9), stats["map_large"]
         (1.0, -1.0)
     """
     p, g = _pack_pair(preds, gts, box_format, False)

@@ -1,0 +1,16 @@
+"""Every docstring example in the public modules runs and prints what it says."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["rewards.detection"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0
