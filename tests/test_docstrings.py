@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["rewards.detection"]
+MODULES = ["rewards.detection", "rewards.panoptic"]
 
 
 @pytest.mark.parametrize("name", MODULES)
