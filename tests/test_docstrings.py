@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["rewards.detection", "rewards.panoptic"]
+MODULES = ["rewards.detection", "rewards.panoptic", "rewards.captioning"]
 
 
 @pytest.mark.parametrize("name", MODULES)
