@@ -5,7 +5,7 @@ one example; ``X_reward_batch(preds, gts, ...)`` runs one compiled kernel over
 a whole batch.
 """
 
-from rewards import captioning, detection, panoptic
+from rewards import captioning, colorization, detection, panoptic
 from rewards.detection import (
     class_weights_from_counts,
     coco_eval,
@@ -20,3 +20,4 @@ from rewards.detection import (
 __version__ = "0.1.0"
 from rewards.panoptic import PanopticQuality, pq_reward, pq_reward_batch
 from rewards.captioning import DocumentFrequencies, cider_reward, cider_reward_batch, document_frequencies, tokenize
+from rewards.colorization import colorfulness, colorfulness_batch, colorfulness_reward, colorfulness_reward_batch

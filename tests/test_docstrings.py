@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["rewards.detection", "rewards.panoptic", "rewards.captioning"]
+MODULES = ["rewards.detection", "rewards.panoptic", "rewards.captioning", "rewards.colorization"]
 
 
 @pytest.mark.parametrize("name", MODULES)
