@@ -210,3 +210,72 @@ def check_labels_nonnegative(labels: np.ndarray, offsets: np.ndarray, where: str
     if bad.any():
         name = _first_bad_example(bad, offsets, where)
         raise ValueError(f'`{name}["labels"]` contains negative labels')
+
+
+def _padded_field(source: Any, key: str, where: str, shape: tuple, kinds: str, required: bool = True):
+    if not isinstance(source, dict) and not hasattr(source, "keys"):
+        raise TypeError(f"`{where}` must be a dict of padded arrays, got {type(source).__name__}")
+    if key not in source:
+        if required:
+            raise ValueError(f"`{where}` is missing the key {key!r}")
+        return None
+    a = to_numpy(source[key], f'{where}["{key}"]')
+    if a.shape != shape:
+        raise ValueError(f'`{where}["{key}"]` must have shape {shape}, got {a.shape}')
+    if a.dtype.kind not in kinds:
+        raise ValueError(f'`{where}["{key}"]` has dtype {a.dtype}, expected kind {kinds!r}')
+    return a
+
+
+def _padded_boxes(source: Any, where: str) -> np.ndarray:
+    if not isinstance(source, dict) and not hasattr(source, "keys"):
+        raise TypeError(f"`{where}` must be a dict of padded arrays, got {type(source).__name__}")
+    if "boxes" not in source:
+        raise ValueError(f"`{where}` is missing the key 'boxes'")
+    b = to_numpy(source["boxes"], f'{where}["boxes"]')
+    if b.ndim != 3 or b.shape[2] != 4:
+        raise ValueError(f'`{where}["boxes"]` must have shape (B, K, 4), got {b.shape}')
+    return b
+
+
+def _select(a: np.ndarray, valid: np.ndarray, dtype) -> np.ndarray:
+    return np.ascontiguousarray(a[valid], dtype=dtype)
+
+
+def pack_padded_predictions(preds: Any, box_format: str, where: str = "preds") -> PackedPredictions:
+    """Padded {"boxes": (B, K, 4), "scores": (B, K), "labels": (B, K), "valid": (B, K)} -> packed.
+
+    Only the valid entries are read: padding may hold anything.
+    """
+    check_box_format(box_format)
+    b = _padded_boxes(preds, where)
+    shape = b.shape[:2]
+    valid = _padded_field(preds, "valid", where, shape, "b")
+    scores = _padded_field(preds, "scores", where, shape, "fiu")
+    labels = _padded_field(preds, "labels", where, shape, "iu")
+    offsets = offsets_from_lengths(valid.sum(axis=1))
+    flat_boxes = _select(b, valid, np.float64)
+    flat_scores = _select(scores, valid, np.float64)
+    _check_values(flat_boxes, offsets, where, "boxes")
+    _check_values(flat_scores, offsets, where, "scores")
+    xywh = _to_xywh_checked(flat_boxes, offsets, box_format, where)
+    return PackedPredictions(xywh, flat_scores, _select(labels, valid, np.int64), offsets)
+
+
+def pack_padded_ground_truth(gts: Any, box_format: str, where: str = "gts") -> PackedGroundTruth:
+    """Padded {"boxes": (B, M, 4), "labels": (B, M), "valid": (B, M)[, "iscrowd", "area"]} -> packed."""
+    check_box_format(box_format)
+    b = _padded_boxes(gts, where)
+    shape = b.shape[:2]
+    valid = _padded_field(gts, "valid", where, shape, "b")
+    labels = _padded_field(gts, "labels", where, shape, "iu")
+    crowd = _padded_field(gts, "iscrowd", where, shape, "biu", required=False)
+    area = _padded_field(gts, "area", where, shape, "fiu", required=False)
+    offsets = offsets_from_lengths(valid.sum(axis=1))
+    flat_boxes = _select(b, valid, np.float64)
+    _check_values(flat_boxes, offsets, where, "boxes")
+    xywh = _to_xywh_checked(flat_boxes, offsets, box_format, where)
+    flat_area = xywh[:, 2] * xywh[:, 3] if area is None else _select(area, valid, np.float64)
+    _check_values(flat_area, offsets, where, "area")
+    flat_crowd = np.zeros(flat_area.size, np.bool_) if crowd is None else _select(crowd, valid, np.bool_)
+    return PackedGroundTruth(xywh, _select(labels, valid, np.int64), flat_crowd, flat_area, offsets)

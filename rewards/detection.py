@@ -30,6 +30,8 @@ from rewards._detection_inputs import (
     PackedPredictions,
     check_labels_nonnegative,
     pack_ground_truth,
+    pack_padded_ground_truth,
+    pack_padded_predictions,
     pack_predictions,
 )
 from rewards._inputs import as_float_array, check_batch_lengths, to_numpy
@@ -40,10 +42,13 @@ __all__ = [
     "coco_eval",
     "map_reward",
     "map_reward_batch",
+    "map_reward_padded",
     "match_iou",
     "match_iou_batch",
+    "match_iou_padded",
     "recall_reward",
     "recall_reward_batch",
+    "recall_reward_padded",
 ]
 
 # The exact floats pycocotools uses (its Params.setDetParams).
@@ -84,11 +89,14 @@ def _pack_pair(preds, gts, box_format, single) -> tuple[PackedPredictions, Packe
 
 
 def _map(preds, gts, box_format, iou_thresholds, max_dets, penalize_absent_classes, single):
+    return _map_packed(*_pack_pair(preds, gts, box_format, single), iou_thresholds, max_dets, penalize_absent_classes)
+
+
+def _map_packed(p, g, iou_thresholds, max_dets, penalize_absent_classes):
     thresholds = _thresholds(iou_thresholds)
     if int(max_dets) != max_dets or max_dets < 1:
         raise ValueError(f"`max_dets` must be a positive integer, got {max_dets!r}")
-    p, g = _pack_pair(preds, gts, box_format, single)
-    out = np.empty(len(preds))
+    out = np.empty(p.offsets.size - 1)
     lo, hi = COCO_AREA_RANGES["all"]
     _coco_kernels.map_batch(
         p.boxes, p.scores, p.labels, p.offsets, g.boxes, g.labels, g.crowd, g.area, g.offsets,
@@ -199,15 +207,20 @@ def _weights(class_weights: Any, labels_max: int) -> np.ndarray:
 
 
 def _recall(preds, gts, box_format, iou_thresholds, class_weights, duplicate_weight, normalize, single):
+    p, g = _pack_pair(preds, gts, box_format, single)
+    names = ("pred", "gt") if single else ("preds", "gts")
+    return _recall_packed(p, g, names, iou_thresholds, class_weights, duplicate_weight, normalize)
+
+
+def _recall_packed(p, g, names, iou_thresholds, class_weights, duplicate_weight, normalize):
     thresholds = _thresholds(iou_thresholds)
     if not np.isfinite(duplicate_weight):
         raise ValueError(f"`duplicate_weight` must be finite, got {duplicate_weight!r}")
-    p, g = _pack_pair(preds, gts, box_format, single)
-    check_labels_nonnegative(p.labels, p.offsets, "pred" if single else "preds")
-    check_labels_nonnegative(g.labels, g.offsets, "gt" if single else "gts")
+    check_labels_nonnegative(p.labels, p.offsets, names[0])
+    check_labels_nonnegative(g.labels, g.offsets, names[1])
     labels_max = max(p.labels.max(initial=-1), g.labels.max(initial=-1))
     weights = _weights(class_weights, int(labels_max))
-    out = np.empty(len(preds))
+    out = np.empty(p.offsets.size - 1)
     _recall_kernels.recall_batch(
         p.boxes, p.labels, p.offsets, g.boxes, g.labels, g.offsets,
         thresholds, weights, float(duplicate_weight), bool(normalize), out,
@@ -277,8 +290,11 @@ def recall_reward_batch(
 
 
 def _match_iou(preds, gts, box_format, iou_threshold, single):
+    return _match_iou_packed(*_pack_pair(preds, gts, box_format, single), iou_threshold)
+
+
+def _match_iou_packed(p, g, iou_threshold):
     threshold = float(_thresholds([iou_threshold], "iou_threshold")[0])
-    p, g = _pack_pair(preds, gts, box_format, single)
     out = np.empty(p.labels.size)
     _recall_kernels.match_iou_batch(
         p.boxes, p.labels, p.offsets, g.boxes, g.labels, g.offsets, threshold, out
@@ -313,6 +329,82 @@ def match_iou_batch(
     """``match_iou`` of each pair, computed in one compiled pass; a list of (N_i,) arrays."""
     flat, offsets = _match_iou(preds, gts, box_format, iou_threshold, False)
     return np.split(flat, offsets[1:-1])
+
+
+# ------------------------------------------------------------ padded arrays
+
+
+def _pack_padded_pair(preds, gts, box_format):
+    p = pack_padded_predictions(preds, box_format, "preds")
+    g = pack_padded_ground_truth(gts, box_format, "gts")
+    if p.offsets.size != g.offsets.size:
+        raise ValueError(
+            f"`preds` has {p.offsets.size - 1} examples but `gts` has {g.offsets.size - 1}"
+        )
+    return p, g
+
+
+def map_reward_padded(
+    preds: Mapping[str, Any],
+    gts: Mapping[str, Any],
+    *,
+    box_format: str = "xyxy",
+    iou_thresholds: Sequence[float] | None = None,
+    max_dets: int = 100,
+    penalize_absent_classes: bool = False,
+) -> np.ndarray:
+    """``map_reward_batch`` on padded arrays, e.g. a decoded batch of token sequences.
+
+    ``preds``: {"boxes": (B, K, 4), "scores": (B, K), "labels": (B, K),
+    "valid": (B, K) bool}; ``gts``: {"boxes": (B, M, 4), "labels": (B, M),
+    "valid": (B, M)} plus optional "iscrowd"/"area" (B, M). Entries where
+    ``valid`` is False are never read. Returns float64 (B,).
+
+    Example:
+        >>> import numpy as np
+        >>> preds = {"boxes": np.array([[[0, 0, 10, 10], [0, 0, 0, 0]]]), "scores": np.ones((1, 2)),
+        ...          "labels": np.zeros((1, 2), int), "valid": np.array([[True, False]])}
+        >>> gts = {"boxes": np.array([[[0, 0, 10, 10]]]), "labels": np.zeros((1, 1), int), "valid": np.ones((1, 1), bool)}
+        >>> map_reward_padded(preds, gts).round(6).tolist()
+        [1.0]
+    """
+    p, g = _pack_padded_pair(preds, gts, box_format)
+    return _map_packed(p, g, iou_thresholds, max_dets, penalize_absent_classes)
+
+
+def recall_reward_padded(
+    preds: Mapping[str, Any],
+    gts: Mapping[str, Any],
+    *,
+    box_format: str = "xyxy",
+    iou_thresholds: Sequence[float] | None = None,
+    class_weights: Sequence[float] | None = None,
+    duplicate_weight: float = 0.3,
+    normalize: bool = False,
+) -> np.ndarray:
+    """``recall_reward_batch`` on padded arrays (see ``map_reward_padded``; scores are optional)."""
+    if isinstance(preds, Mapping) and "scores" not in preds and "boxes" in preds:
+        preds = {**preds, "scores": np.zeros(np.shape(preds["boxes"])[:2])}
+    p, g = _pack_padded_pair(preds, gts, box_format)
+    return _recall_packed(p, g, ("preds", "gts"), iou_thresholds, class_weights, duplicate_weight, normalize)
+
+
+def match_iou_padded(
+    preds: Mapping[str, Any],
+    gts: Mapping[str, Any],
+    *,
+    box_format: str = "xyxy",
+    iou_threshold: float = 0.5,
+) -> np.ndarray:
+    """``match_iou`` of every padded prediction: float64 (B, K), 0 where not valid."""
+    if isinstance(preds, Mapping) and "scores" not in preds and "boxes" in preds:
+        preds = {**preds, "scores": np.zeros(np.shape(preds["boxes"])[:2])}
+    p, g = _pack_padded_pair(preds, gts, box_format)
+    flat, _ = _match_iou_packed(p, g, iou_threshold)
+    valid = np.asarray(preds["valid"], bool)
+    out = np.zeros(valid.shape)
+    out[valid] = flat
+    return out
 
 
 # ------------------------------------------------------------- dataset eval

@@ -5,7 +5,15 @@ import importlib
 
 import pytest
 
-MODULES = ["rewards.detection", "rewards.panoptic", "rewards.captioning", "rewards.colorization"]
+MODULES = [
+    "rewards.detection",
+    "rewards.panoptic",
+    "rewards.captioning",
+    "rewards.colorization",
+    "adapters.torch",
+    "adapters.jax",
+    "adapters.box_tokens",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
