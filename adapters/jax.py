@@ -56,7 +56,8 @@ def sequence_logprob(logits: jax.Array, tokens: jax.Array, mask: jax.Array) -> j
     check_sequence_args(logits, tokens, mask)
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     logp = jnp.take_along_axis(logp, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
-    return (logp * mask.astype(logp.dtype)).sum(-1)
+    # where, not multiply: masked positions may hold tokens of probability 0 (log p = -inf).
+    return jnp.where(mask.astype(bool), logp, 0.0).sum(-1)
 
 
 def loo_baseline(rewards: jax.Array) -> jax.Array:

@@ -45,11 +45,14 @@ def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
 def sequence_logprob(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """log p(y) = sum over t of mask_t * log softmax(logits_t)[y_t]; shape (...).
 
-    logits (..., T, V), tokens (..., T) int, mask (..., T) bool or float.
+    logits (..., T, V), tokens (..., T) int, mask (..., T) bool or float
+    (nonzero counts). Masked-out positions are never read, so they may hold
+    any token, even one the logits rule out.
     """
     check_sequence_args(logits, tokens, mask)
     logp = F.log_softmax(logits.float(), dim=-1).gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1)
-    return (logp * mask.to(logp.dtype)).sum(-1)
+    # where, not multiply: masked positions may hold tokens of probability 0 (log p = -inf).
+    return torch.where(mask.bool(), logp, torch.zeros_like(logp)).sum(-1)
 
 
 def loo_baseline(rewards: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,15 @@ def test_sequence_logprob_matches_numpy_in_both_frameworks(batch):
     np.testing.assert_allclose(np.asarray(got_j), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_masked_positions_may_hold_impossible_tokens():
+    logits = np.zeros((1, 3, 4), np.float32)
+    logits[0, 2, 1] = -np.inf  # token 1 is impossible at position 2
+    tokens, mask = np.array([[0, 0, 1]]), np.array([[True, True, False]])
+    for fw, conv in ((rt, torch.tensor), (rj, jnp.asarray)):
+        out = fw.sequence_logprob(conv(logits), conv(tokens), conv(mask))
+        np.testing.assert_allclose(np.asarray(out), [2 * np.log(0.25)], rtol=1e-6)
+
+
 def test_loo_baseline(batch):
     r = batch[3]
     expected = np.stack([(r.sum(1) - r[:, i]) / 3 for i in range(4)], 1)

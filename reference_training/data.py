@@ -1,0 +1,115 @@
+"""Built-in data: procedurally generated images of coloured shapes with exact boxes.
+
+Each image holds 1 to ``max_objects`` shapes of four kinds (the class):
+rectangle, ellipse, triangle, cross, in random colours and sizes, drawn in
+random order over a textured background so that later shapes occlude
+earlier ones. A box is the extent of the pixels of its shape that stay
+visible; shapes hidden below ``min_visible`` of their area are dropped.
+Everything is a pure function of the seed: the same seed gives the same
+train and held-out splits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CLASS_NAMES = ("rectangle", "ellipse", "triangle", "cross")
+COLOURS = np.array(
+    [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+     [145, 30, 180], [70, 240, 240], [240, 50, 230], [250, 250, 250], [128, 128, 0]],
+    np.uint8,
+)
+
+
+@dataclass(frozen=True)
+class Scenes:
+    """A split: images (S, H, W, 3) uint8; boxes (S, K, 4) yxyx in [0, 1]; labels, valid (S, K)."""
+
+    images: np.ndarray
+    boxes: np.ndarray
+    labels: np.ndarray
+    valid: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, idx) -> "Scenes":
+        return Scenes(self.images[idx], self.boxes[idx], self.labels[idx], self.valid[idx])
+
+
+def _shape_mask(kind: int, h: int, w: int, y0: int, x0: int, sh: int, sw: int, rng) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    y, x = (yy - y0) / max(sh, 1), (xx - x0) / max(sw, 1)  # unit square coordinates
+    inside = (y >= 0) & (y < 1) & (x >= 0) & (x < 1)
+    if kind == 0:  # rectangle
+        return inside
+    if kind == 1:  # ellipse
+        return (y - 0.5) ** 2 + (x - 0.5) ** 2 < 0.25
+    if kind == 2:  # triangle, apex up or down
+        return inside & ((np.abs(x - 0.5) <= y / 2) if rng.random() < 0.5 else (np.abs(x - 0.5) <= (1 - y) / 2))
+    return inside & ((np.abs(x - 0.5) < 0.17) | (np.abs(y - 0.5) < 0.17))  # cross
+
+
+def render_scene(rng: np.random.Generator, size: int, max_objects: int, min_visible: float = 0.3):
+    """One image (size, size, 3) uint8 and its boxes yxyx in [0, 1] and labels, visible shapes only."""
+    base = rng.integers(20, 90)
+    image = (base + rng.integers(-12, 12, size=(size, size, 1))).clip(0, 255).repeat(3, -1).astype(np.uint8)
+    owner = np.full((size, size), -1)
+    kinds, areas = [], []
+    for k in range(int(rng.integers(1, max_objects + 1))):
+        kind = int(rng.integers(len(CLASS_NAMES)))
+        sh, sw = (int(v) for v in rng.integers(size // 8, size // 2, size=2))
+        y0, x0 = int(rng.integers(0, size - sh)), int(rng.integers(0, size - sw))
+        mask = _shape_mask(kind, size, size, y0, x0, sh, sw, rng)
+        if mask.sum() < 4:
+            continue
+        image[mask] = COLOURS[rng.integers(len(COLOURS))]
+        owner[mask] = len(kinds)
+        kinds.append(kind)
+        areas.append(mask.sum())
+    boxes, labels = [], []
+    for k, (kind, area) in enumerate(zip(kinds, areas)):
+        ys, xs = np.nonzero(owner == k)
+        if ys.size < max(4, min_visible * area):
+            continue
+        boxes.append([ys.min() / size, xs.min() / size, (ys.max() + 1) / size, (xs.max() + 1) / size])
+        labels.append(kind)
+    return image, np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(labels, np.int64)
+
+
+def make_scenes(n: int, seed: int, size: int = 64, max_objects: int = 8) -> Scenes:
+    """``n`` scenes from one seed, padded to ``max_objects`` boxes."""
+    rng = np.random.default_rng(seed)
+    images = np.empty((n, size, size, 3), np.uint8)
+    boxes = np.zeros((n, max_objects, 4))
+    labels = np.zeros((n, max_objects), np.int64)
+    valid = np.zeros((n, max_objects), bool)
+    for i in range(n):
+        img, b, lab = render_scene(rng, size, max_objects)
+        images[i] = img
+        boxes[i, : len(b)] = b
+        labels[i, : len(b)] = lab
+        valid[i, : len(b)] = True
+    return Scenes(images, boxes, labels, valid)
+
+
+def make_splits(n_train: int, n_heldout: int, seed: int = 0, size: int = 64, max_objects: int = 8):
+    """Train and held-out splits from disjoint seeds derived from ``seed``."""
+    return (
+        make_scenes(n_train, seed * 2 + 1, size, max_objects),
+        make_scenes(n_heldout, seed * 2 + 2, size, max_objects),
+    )
+
+
+def shuffle_objects(scenes: Scenes, rng: np.random.Generator) -> Scenes:
+    """Random object order per image (valid boxes stay first): the sequence order carries no signal."""
+    keys = rng.random(scenes.valid.shape) + (~scenes.valid) * 2.0
+    order = np.argsort(keys, axis=1)
+    take = lambda a: np.take_along_axis(a, order[..., None] if a.ndim == 3 else order, axis=1)  # noqa: E731
+    return Scenes(scenes.images, take(scenes.boxes), take(scenes.labels), take(scenes.valid))
+
+
+def class_counts(scenes: Scenes) -> np.ndarray:
+    return np.bincount(scenes.labels[scenes.valid], minlength=len(CLASS_NAMES))

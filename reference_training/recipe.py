@@ -1,0 +1,204 @@
+"""The recipe: box token grammar, MLE step, sampling, REINFORCE step, greedy evaluation.
+
+Everything here uses the public APIs of ``rewards`` and ``adapters`` only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from adapters import torch as rt
+from adapters.box_tokens import PAD, TOKENS_PER_BOX, BoxTokenizer
+from reference_training.data import Scenes
+from reference_training.model import Seq2Seq
+from rewards import detection
+
+
+class Grammar:
+    """Which tokens each output position may hold: coordinates, class, confidence, or the end (PAD).
+
+    Applied to the logits in training and decoding alike, so every sampled
+    sequence is well formed and the model spends no capacity on syntax.
+    """
+
+    def __init__(self, codec: BoxTokenizer, max_objects: int, vocab_size: int):
+        self.codec = codec
+        self.length = TOKENS_PER_BOX * max_objects + 1
+        allowed = torch.zeros(self.length, vocab_size, dtype=torch.bool)
+        coords = slice(codec.coord_offset, codec.class_offset)
+        for pos in range(self.length):
+            slot = pos % TOKENS_PER_BOX
+            if pos == self.length - 1:
+                allowed[pos, PAD] = True
+            elif slot < 4:
+                allowed[pos, coords] = True
+                allowed[pos, PAD] = slot == 0
+            elif slot == 4:
+                allowed[pos, codec.class_offset : codec.vocab_size] = True
+            else:
+                allowed[pos, 1 : 1 + codec.n_confidence] = True
+        self.allowed = allowed
+        self.is_confidence = (torch.arange(self.length) % TOKENS_PER_BOX == 5) & (torch.arange(self.length) < self.length - 1)
+
+    def log_probs(self, logits: torch.Tensor, start: int = 0, temperature: float = 1.0) -> torch.Tensor:
+        allowed = self.allowed[start : start + logits.shape[-2]]
+        return F.log_softmax(logits.masked_fill(~allowed, float("-inf")) / temperature, dim=-1)
+
+    def targets(self, scenes: Scenes) -> tuple[torch.Tensor, torch.Tensor]:
+        """Target tokens (B, L) with the end PAD, and the loss mask (up to and including the end)."""
+        tokens = self.codec.encode(scenes.boxes, scenes.labels, scenes.valid)
+        tokens = np.concatenate([tokens, np.zeros((len(tokens), 1), np.int64)], axis=1)
+        n_tokens = TOKENS_PER_BOX * scenes.valid.sum(1) + 1
+        mask = np.arange(self.length)[None] < n_tokens[:, None]
+        return torch.from_numpy(tokens), torch.from_numpy(mask)
+
+
+def teacher_inputs(tokens: torch.Tensor, bos: int) -> torch.Tensor:
+    return torch.cat([torch.full_like(tokens[:, :1], bos), tokens[:, :-1]], dim=1)
+
+
+def mle_loss(model: Seq2Seq, grammar: Grammar, scenes: Scenes) -> torch.Tensor:
+    """Teacher-forced cross-entropy over the box tokens and the end token."""
+    targets, mask = grammar.targets(scenes)
+    logits = model(torch.from_numpy(scenes.images), teacher_inputs(targets, model.bos))
+    logp = grammar.log_probs(logits).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return -torch.where(mask, logp, torch.zeros_like(logp)).sum() / mask.sum()
+
+
+@torch.no_grad()
+def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: int = 1,
+             temperature: float = 1.0, greedy: bool = False, generator: torch.Generator | None = None):
+    """Decodes (B * samples, L) tokens with a KV cache; samples of an image are adjacent.
+
+    Returns tokens and, per position, the probability of the chosen token
+    (used for box scores).
+    """
+    memory = model.repeat_memory(model.encode(images), samples)
+    n = images.shape[0] * samples
+    caches = [dict() for _ in model.decoder]
+    token = torch.full((n, 1), model.bos, dtype=torch.long)
+    done = torch.zeros(n, dtype=torch.bool)
+    tokens = torch.zeros(n, grammar.length, dtype=torch.long)
+    probs = torch.zeros(n, grammar.length)
+    for pos in range(grammar.length):
+        logp = grammar.log_probs(model.decode(token, memory, caches, start=pos), start=pos, temperature=temperature)[:, -1]
+        if greedy:
+            choice = logp.argmax(-1)
+        else:
+            choice = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+        choice = torch.where(done, torch.full_like(choice, PAD), choice)
+        tokens[:, pos] = choice
+        probs[:, pos] = logp.gather(-1, choice[:, None]).squeeze(-1).exp()
+        done |= (choice == PAD) & (pos % TOKENS_PER_BOX == 0)
+        token = choice[:, None]
+        if done.all():
+            break
+    return tokens, probs
+
+
+def end_positions(tokens: torch.Tensor) -> torch.Tensor:
+    """Index of the end token (the first PAD at a box start) of each sequence."""
+    positions = torch.arange(tokens.shape[1])
+    is_end = (tokens == PAD) & (positions % TOKENS_PER_BOX == 0)
+    return torch.where(is_end.any(1), is_end.float().argmax(1), torch.full((tokens.shape[0],), tokens.shape[1] - 1))
+
+
+def sequence_mask(tokens: torch.Tensor) -> torch.Tensor:
+    """Positions up to and including the end token."""
+    return torch.arange(tokens.shape[1])[None] <= end_positions(tokens)[:, None]
+
+
+def box_scores(tokens: torch.Tensor, probs: torch.Tensor, codec: BoxTokenizer) -> np.ndarray:
+    """Score of each box: p(class token) * p(high confidence | one of the confidence tokens).
+
+    With the model's own choice at the confidence slot, p(chosen) is turned
+    into p(high) (n_confidence = 2: p(low) = 1 - p(high)).
+    """
+    k = tokens.shape[1] // TOKENS_PER_BOX
+    t = tokens[:, : k * TOKENS_PER_BOX].view(-1, k, TOKENS_PER_BOX)
+    p = probs[:, : k * TOKENS_PER_BOX].view(-1, k, TOKENS_PER_BOX)
+    p_high = torch.where(t[..., 5] == codec.high_confidence, p[..., 5], 1.0 - p[..., 5])
+    return (p[..., 4] * p_high).numpy()
+
+
+def decode_predictions(tokens: torch.Tensor, probs: torch.Tensor, codec: BoxTokenizer) -> dict:
+    decoded = codec.decode(tokens.numpy())
+    decoded["scores"] = np.where(decoded["valid"], box_scores(tokens, probs, codec), 0.0)
+    return decoded
+
+
+def ground_truth(scenes: Scenes, repeat: int = 1) -> dict:
+    rep = lambda a: np.repeat(a, repeat, axis=0)  # noqa: E731
+    return {"boxes": rep(scenes.boxes), "labels": rep(scenes.labels), "valid": rep(scenes.valid)}
+
+
+def sample_rewards(preds: dict, gts: dict, kind: str, class_weights: np.ndarray, duplicate_weight: float) -> np.ndarray:
+    """One batch call of the task reward for all B * N sampled sequences."""
+    if kind == "map":
+        return detection.map_reward_padded(preds, gts, box_format="yxyx")
+    return detection.recall_reward_padded(
+        preds, gts, box_format="yxyx", class_weights=class_weights, duplicate_weight=duplicate_weight
+    )
+
+
+def reinforce_step(model, grammar, scenes: Scenes, *, samples: int, temperature: float, reward: str,
+                   class_weights: np.ndarray, duplicate_weight: float, confidence_weight: float,
+                   generator: torch.Generator):
+    """Samples N sequences per image, scores them in one reward call, returns (loss, mean reward)."""
+    images = torch.from_numpy(scenes.images)
+    model.eval()
+    tokens, probs = generate(model, grammar, images, samples, temperature, generator=generator)
+    model.train()
+    preds = decode_predictions(tokens, probs, grammar.codec)
+    gts = ground_truth(scenes, samples)
+    rewards = sample_rewards(preds, gts, reward, class_weights, duplicate_weight)
+    match = detection.match_iou_padded(preds, gts, box_format="yxyx", iou_threshold=0.5)
+
+    memory = model.repeat_memory(model.encode(images), samples)
+    logits = model.decode(teacher_inputs(tokens, model.bos), memory)
+    logp = grammar.log_probs(logits)
+    mask = sequence_mask(tokens)
+    # The confidence tokens learn from the IoU supervision below, not from the reward.
+    seq_logp = rt.sequence_logprob(logp, tokens, mask & ~grammar.is_confidence[None])
+    loss = rt.reinforce_loss(seq_logp.view(-1, samples), torch.from_numpy(rewards).float().view(-1, samples))
+
+    k = preds["valid"].shape[1]
+    conf_positions = torch.arange(k) * TOKENS_PER_BOX + 5
+    in_sequence = torch.arange(k)[None] < (end_positions(tokens) // TOKENS_PER_BOX)[:, None]
+    conf_logits = logits[:, conf_positions][..., : 1 + grammar.codec.n_confidence]
+    per_box = rt.iou_confidence_loss(conf_logits, torch.from_numpy(match).float(), in_sequence, reduction="none")
+    conf_loss = (per_box * in_sequence).sum() / in_sequence.sum().clamp(min=1)
+    return loss + confidence_weight * conf_loss, float(rewards.mean())
+
+
+def predict(model, grammar, images: np.ndarray, batch_size: int = 128) -> dict:
+    """Greedy decoding of many images into padded predictions (boxes yxyx in [0, 1])."""
+    model.eval()
+    parts = []
+    for i in range(0, len(images), batch_size):
+        tokens, probs = generate(model, grammar, torch.from_numpy(images[i : i + batch_size]), greedy=True)
+        parts.append(decode_predictions(tokens, probs, grammar.codec))
+    model.train()
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def evaluate(model, grammar, scenes: Scenes, class_weights: np.ndarray, duplicate_weight: float) -> tuple[dict, np.ndarray]:
+    """Held-out COCO metrics, mean recall reward and boxes per image; also per-image rewards."""
+    preds = predict(model, grammar, scenes.images)
+    size = scenes.images.shape[1]
+    as_list = lambda boxes, valid: [b[v] * size for b, v in zip(boxes, valid)]  # noqa: E731
+    pred_boxes, gt_boxes = as_list(preds["boxes"], preds["valid"]), as_list(scenes.boxes, scenes.valid)
+    stats = detection.coco_eval(
+        [{"boxes": b, "scores": s[v], "labels": lab[v]} for b, s, lab, v in zip(pred_boxes, preds["scores"], preds["labels"], preds["valid"])],
+        [{"boxes": b, "labels": lab[v]} for b, lab, v in zip(gt_boxes, scenes.labels, scenes.valid)],
+        box_format="yxyx",
+    )
+    per_image = sample_rewards(preds, ground_truth(scenes), "recall", class_weights, duplicate_weight)
+    metrics = {
+        **{k: float(v) for k, v in stats.items()},
+        "recall_reward": float(per_image.mean()),
+        "boxes_per_image": float(preds["valid"].sum(1).mean()),
+    }
+    return metrics, per_image

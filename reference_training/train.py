@@ -1,0 +1,224 @@
+"""Stages of the reference run: MLE pretraining, reward tuning, the continued-MLE control.
+
+Each stage is a loop of optimizer steps whose randomness is a pure function
+of (seed, stage, step), so a run restarted from its last checkpoint with
+``--resume`` reproduces the uninterrupted run exactly (on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from adapters.box_tokens import BoxTokenizer
+from reference_training import recipe
+from reference_training.data import CLASS_NAMES, class_counts, make_splits, shuffle_objects
+from reference_training.model import ModelConfig, Seq2Seq
+from rewards.detection import class_weights_from_counts
+
+STAGES = {"pretrain": 1, "tune": 2, "mle_continued": 3}
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    n_train: int = 4000
+    n_heldout: int = 256
+    image_size: int = 64
+    max_objects: int = 8
+    n_bins: int = 64
+    patch_size: int = 8
+    dim: int = 128
+    heads: int = 4
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3
+    pretrain_steps: int = 2000
+    tune_steps: int = 300
+    tune_batch: int = 8
+    tune_lr: float = 1e-4
+    samples: int = 8
+    temperature: float = 1.0
+    reward: str = "recall"
+    duplicate_weight: float = 0.3
+    confidence_weight: float = 0.3
+    eval_every: int = 50
+    eval_images: int = 128
+    checkpoint_every: int = 50
+    threads: int = 0
+
+
+PRESETS = {
+    "default": Config(),
+    "smoke": Config(
+        n_train=96, n_heldout=16, image_size=32, max_objects=3, n_bins=32, dim=32, heads=2,
+        encoder_layers=1, decoder_layers=1, batch_size=16, pretrain_steps=30, tune_steps=6,
+        tune_batch=4, samples=4, eval_every=3, eval_images=16, checkpoint_every=2, lr=2e-3,
+    ),
+}
+
+
+class Run:
+    """Data, codec, grammar and class weights shared by every stage of one configuration."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.train, self.heldout = make_splits(cfg.n_train, cfg.n_heldout, cfg.seed, cfg.image_size, cfg.max_objects)
+        self.codec = BoxTokenizer(n_classes=len(CLASS_NAMES), n_bins=cfg.n_bins)
+        self.vocab_size = self.codec.vocab_size + 1  # + BOS
+        self.grammar = recipe.Grammar(self.codec, cfg.max_objects, self.vocab_size)
+        self.class_weights = class_weights_from_counts(class_counts(self.train))
+        self.eval_subset = self.heldout.subset(np.arange(min(cfg.eval_images, len(self.heldout))))
+
+    def new_model(self) -> Seq2Seq:
+        torch.manual_seed(self.cfg.seed)
+        c = self.cfg
+        return Seq2Seq(ModelConfig(c.image_size, c.patch_size, c.dim, c.heads, c.encoder_layers,
+                                   c.decoder_layers, self.vocab_size, self.grammar.length))
+
+    def step_rng(self, stage: str, step: int) -> tuple[np.random.Generator, torch.Generator]:
+        key = [self.cfg.seed, STAGES[stage], step]
+        seed = int(np.random.SeedSequence(key).generate_state(1)[0])
+        return np.random.default_rng(key), torch.Generator().manual_seed(seed)
+
+    def batch(self, rng: np.random.Generator, size: int):
+        return shuffle_objects(self.train.subset(rng.integers(0, len(self.train), size)), rng)
+
+    def evaluate(self, model, scenes=None):
+        scenes = self.heldout if scenes is None else scenes
+        return recipe.evaluate(model, self.grammar, scenes, self.class_weights, self.cfg.duplicate_weight)
+
+
+def save_checkpoint(path: str, model, optimizer, step: int, stage: str, cfg: Config, extra: dict | None = None) -> None:
+    tmp = path + ".tmp"
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "stage": stage,
+                "config": asdict(cfg), **(extra or {})}, tmp)
+    os.replace(tmp, path)  # never leave a half-written checkpoint behind a kill
+
+
+def load_model(path: str, run: Run) -> Seq2Seq:
+    model = run.new_model()
+    model.load_state_dict(torch.load(path, weights_only=False)["model"])
+    return model
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON object per line (written by one process only)."""
+
+    def __init__(self, out_dir: str | None):
+        self.path = os.path.join(out_dir, "metrics.jsonl") if out_dir else None
+
+    def write(self, **record) -> None:
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _loop(run: Run, stage: str, model, optimizer, step_fn, n_steps: int, state_path: str | None,
+          resume: bool, log: MetricsLog, *, interrupt_at: int | None = None, on_eval=None,
+          seconds: float | None = None, first_step: int = 0) -> dict:
+    """Optimizer steps with checkpoints; returns the stage's history."""
+    start, history = first_step, {"step": [], "map": [], "reward": []}
+    if resume and state_path and os.path.exists(state_path):
+        state = torch.load(state_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history = state["step"], state["history"]
+    t0 = time.perf_counter()
+    done = start
+    bar = tqdm(range(start, n_steps), desc=stage, dynamic_ncols=True, disable=None)
+    for step in bar:
+        rng, gen = run.step_rng(stage, step)
+        loss, value = step_fn(rng, gen)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        done = step + 1
+        log.write(stage=stage, step=done, loss=float(loss.detach()), value=value, seconds=time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", value=f"{value:.3f}")
+        if on_eval and (done % run.cfg.eval_every == 0 or done == n_steps):
+            metrics, _ = run.evaluate(model, run.eval_subset)
+            history["step"].append(done)
+            history["map"].append(metrics["map"])
+            history["reward"].append(metrics["recall_reward"])
+            log.write(stage=f"{stage}_eval", step=done, **metrics)
+        if state_path and (done % run.cfg.checkpoint_every == 0 or done == n_steps):
+            save_checkpoint(state_path, model, optimizer, done, stage, run.cfg, {"history": history})
+        if interrupt_at is not None and done == interrupt_at:
+            raise KeyboardInterrupt(f"interrupted after step {done} (--interrupt-at)")
+        if seconds is not None and time.perf_counter() - t0 >= seconds:
+            break
+    history["seconds"] = time.perf_counter() - t0
+    history["steps"] = done
+    return history
+
+
+def pretrain(run: Run, out_dir: str | None, resume: bool = False, log=None, interrupt_at=None) -> Seq2Seq:
+    """Stage 1: MLE with teacher forcing on random-order box sequences."""
+    log = log or MetricsLog(out_dir)
+    model = run.new_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.lr, weight_decay=0.01)
+
+    def step_fn(rng, gen):
+        return recipe.mle_loss(model, run.grammar, run.batch(rng, run.cfg.batch_size)), 0.0
+
+    state = os.path.join(out_dir, "pretrain_state.pt") if out_dir else None
+    _loop(run, "pretrain", model, opt, step_fn, run.cfg.pretrain_steps, state, resume, log, interrupt_at=interrupt_at)
+    if out_dir:
+        save_checkpoint(os.path.join(out_dir, "mle.pt"), model, opt, run.cfg.pretrain_steps, "pretrain", run.cfg)
+    return model
+
+
+def tune(run: Run, init: str, out_dir: str | None, resume: bool = False, log=None, interrupt_at=None):
+    """Stage 2: REINFORCE on the task reward from the MLE checkpoint; returns (model, history)."""
+    log = log or MetricsLog(out_dir)
+    model = load_model(init, run)
+    opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.tune_lr, weight_decay=0.0)
+    c = run.cfg
+
+    def step_fn(rng, gen):
+        return recipe.reinforce_step(
+            model, run.grammar, run.batch(rng, c.tune_batch), samples=c.samples, temperature=c.temperature,
+            reward=c.reward, class_weights=run.class_weights, duplicate_weight=c.duplicate_weight,
+            confidence_weight=c.confidence_weight, generator=gen,
+        )
+
+    state = os.path.join(out_dir, "tune_state.pt") if out_dir else None
+    history = _loop(run, "tune", model, opt, step_fn, c.tune_steps, state, resume, log,
+                    interrupt_at=interrupt_at, on_eval=True)
+    if out_dir:
+        save_checkpoint(os.path.join(out_dir, "tuned.pt"), model, opt, c.tune_steps, "tune", run.cfg)
+    return model, history
+
+
+def continue_mle(run: Run, init: str, seconds: float, out_dir: str | None, log=None) -> Seq2Seq:
+    """The control: plain MLE from the same checkpoint for the same wall-clock time as tuning."""
+    log = log or MetricsLog(out_dir)
+    model = load_model(init, run)
+    opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.lr, weight_decay=0.01)
+    opt.load_state_dict(torch.load(init, weights_only=False)["optimizer"])
+
+    def step_fn(rng, gen):
+        return recipe.mle_loss(model, run.grammar, run.batch(rng, run.cfg.batch_size)), 0.0
+
+    history = _loop(run, "mle_continued", model, opt, step_fn, 10**9, None, False, log, seconds=seconds,
+                    first_step=run.cfg.pretrain_steps)
+    if out_dir:
+        save_checkpoint(os.path.join(out_dir, "mle_continued.pt"), model, opt, history["steps"], "mle_continued", run.cfg)
+    return model
+
+
+def config_from(preset: str, **overrides) -> Config:
+    base = PRESETS[preset]
+    known = {f.name for f in fields(Config)}
+    return replace(base, **{k: v for k, v in overrides.items() if k in known and v is not None})
