@@ -41,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, help="seed for data, init and sampling")
     p.add_argument("--threads", type=int, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu", help="device (only cpu is wired in this reference)")
+    p.add_argument("--check-replicas", action="store_true", help="after training, verify the parameters agree across ranks")
     p.add_argument("--interrupt-at", type=int, help=argparse.SUPPRESS)  # tests: simulate a kill
     return p.parse_args(argv)
 
@@ -60,8 +61,8 @@ def print_table(results: dict) -> None:
 def demo(args) -> dict:
     cfg = config(args)
     os.makedirs(args.out, exist_ok=True)
-    log = train.MetricsLog(args.out)
     run = train.Run(cfg)
+    log = train.MetricsLog(args.out, run.is_main)
     seconds = {}
     t0 = time.perf_counter()
     mle_path = os.path.join(args.out, "mle.pt")
@@ -82,6 +83,8 @@ def demo(args) -> dict:
     control, control_rewards = run.evaluate(control_model)
     seconds["total"] = time.perf_counter() - t0
 
+    if not run.is_main:
+        return {}
     from reference_training import plots, recipe
 
     plots.tuning_curve(history, mle, control, os.path.join(args.out, "tuning_curve.png"))
@@ -108,6 +111,22 @@ def demo(args) -> dict:
     return summary
 
 
+def check_replicas(run, model) -> None:
+    """Raises unless every rank holds exactly rank 0's parameters."""
+    import torch
+    import torch.distributed as dist
+
+    if run.world == 1:
+        return
+    for name, p in model.state_dict().items():
+        ref = p.detach().clone()
+        dist.broadcast(ref, 0)
+        if not torch.equal(ref, p):
+            raise RuntimeError(f"rank {run.rank}: parameter {name} differs from rank 0")
+    if run.is_main:
+        print(f"replicas identical across {run.world} ranks")
+
+
 def control_steps(out_dir: str) -> int:
     import torch
 
@@ -125,13 +144,17 @@ def main(argv=None) -> int:
             os.makedirs(args.out, exist_ok=True)
             run = train.Run(config(args))
             model = train.pretrain(run, args.out, resume=args.resume, interrupt_at=args.interrupt_at)
-            print_table({"MLE": run.evaluate(model)[0]})
+            if run.is_main:
+                print_table({"MLE": run.evaluate(model)[0]})
         elif args.command == "tune":
             os.makedirs(args.out, exist_ok=True)
             run = train.Run(config(args))
             init = args.init or os.path.join(args.out, "mle.pt")
             model, _ = train.tune(run, init, args.out, resume=args.resume, interrupt_at=args.interrupt_at)
-            print_table({"tuned": run.evaluate(model)[0]})
+            if args.check_replicas:
+                check_replicas(run, model)
+            if run.is_main:
+                print_table({"tuned": run.evaluate(model)[0]})
         else:
             run = train.Run(config(args))
             path = args.checkpoint or os.path.join(args.out, "tuned.pt")

@@ -19,6 +19,8 @@ class ModelConfig:
     decoder_layers: int = 3
     vocab_size: int = 100
     max_len: int = 50
+    coord_offset: int = 0  # coordinate tokens: [coord_offset, coord_offset + n_bins)
+    n_bins: int = 0
 
 
 class Attention(nn.Module):
@@ -80,18 +82,51 @@ class DecoderBlock(nn.Module):
         return x + self.mlp(self.norm3(x))
 
 
+def sincos(ys: torch.Tensor, xs: torch.Tensor, dim: int) -> torch.Tensor:
+    """Fixed sine-cosine embeddings (N, dim) of 2D positions, y in the first half, x in the second."""
+    quarter = dim // 4
+    freq = 1.0 / (10000 ** (torch.arange(quarter) / quarter))
+    parts = []
+    for coord in (ys, xs):
+        angles = coord[:, None].float() * freq[None]
+        parts += [angles.sin(), angles.cos()]
+    emb = torch.cat(parts, dim=1)
+    return F.pad(emb, (0, dim - emb.shape[1]))
+
+
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
+    """Position embeddings (1, grid * grid, dim) of the patches: position is known from step 0."""
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    return sincos(ys.reshape(-1), xs.reshape(-1), dim)[None]
+
+
 class Seq2Seq(nn.Module):
     """ViT encoder over image patches, causal decoder over tokens (BOS = vocab_size - 1)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        n_patches = (cfg.image_size // cfg.patch_size) ** 2
-        self.patch = nn.Conv2d(3, cfg.dim, cfg.patch_size, stride=cfg.patch_size)
-        self.patch_pos = nn.Parameter(torch.randn(1, n_patches, cfg.dim) * 0.02)
+        grid = cfg.image_size // cfg.patch_size
+        # Patch embedding with a small convolutional stem (a stride-2 conv, then the
+        # remaining stride): early convolutions make ViTs learn much faster from scratch,
+        # which is what a CPU-sized run needs.
+        self.patch = nn.Sequential(
+            nn.Conv2d(3, cfg.dim // 2, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(cfg.dim // 2, cfg.dim, cfg.patch_size // 2, stride=cfg.patch_size // 2),
+        )
+        self.register_buffer("patch_pos", sincos_2d(grid, cfg.dim), persistent=False)
         self.encoder = nn.ModuleList(EncoderBlock(cfg.dim, cfg.heads) for _ in range(cfg.encoder_layers))
         self.encoder_norm = nn.LayerNorm(cfg.dim)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        # A coordinate token also carries the patch-grid embedding of its value (in both
+        # halves: the slot says whether it is a y or an x), so the decoder can look up
+        # "the patch at this coordinate" from the first steps instead of learning 2 x n_bins
+        # unrelated embeddings.
+        token_geometry = torch.zeros(cfg.vocab_size, cfg.dim)
+        if cfg.n_bins:
+            v = torch.arange(cfg.n_bins) * (grid / cfg.n_bins)
+            token_geometry[cfg.coord_offset : cfg.coord_offset + cfg.n_bins] = sincos(v, v, cfg.dim)
+        self.register_buffer("token_geometry", token_geometry, persistent=False)
         self.token_pos = nn.Parameter(torch.randn(1, cfg.max_len, cfg.dim) * 0.02)
         self.decoder = nn.ModuleList(DecoderBlock(cfg.dim, cfg.heads) for _ in range(cfg.decoder_layers))
         self.decoder_norm = nn.LayerNorm(cfg.dim)
@@ -112,15 +147,27 @@ class Seq2Seq(nn.Module):
 
     def decode(self, tokens: torch.Tensor, memory_kv: list, caches=None, start: int = 0) -> torch.Tensor:
         """Logits (B, T, V) for input tokens (B, T) at positions start .. start + T - 1."""
-        x = self.embed(tokens) + self.token_pos[:, start : start + tokens.shape[1]]
+        x = self.embed(tokens) + self.token_geometry[tokens] + self.token_pos[:, start : start + tokens.shape[1]]
         for i, block in enumerate(self.decoder):
             x = block(x, memory_kv[i], None if caches is None else caches[i])
         return self.head(self.decoder_norm(x))
 
-    def forward(self, images: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        return self.decode(inputs, self.encode(images))
+    def forward(self, images: torch.Tensor, inputs: torch.Tensor, repeat: int = 1) -> torch.Tensor:
+        """Teacher-forced logits (B * repeat, T, V); each image's memory serves ``repeat`` sequences.
+
+        Training goes through here (not encode/decode) so that a DistributedDataParallel
+        wrapper sees the whole computation.
+        """
+        return self.decode(inputs, self.repeat_memory(self.encode(images), repeat))
 
     @staticmethod
     def repeat_memory(memory_kv: list, n: int) -> list:
         """Memory of B images -> B * n (each image repeated n times, adjacent)."""
+        if n == 1:
+            return memory_kv
         return [(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in memory_kv]
+
+
+def unwrap(model: nn.Module) -> "Seq2Seq":
+    """The Seq2Seq inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)

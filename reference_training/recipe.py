@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from adapters import torch as rt
 from adapters.box_tokens import PAD, TOKENS_PER_BOX, BoxTokenizer
 from reference_training.data import Scenes
-from reference_training.model import Seq2Seq
+from reference_training.model import Seq2Seq, unwrap
 from rewards import detection
 
 
@@ -62,7 +62,7 @@ def teacher_inputs(tokens: torch.Tensor, bos: int) -> torch.Tensor:
 def mle_loss(model: Seq2Seq, grammar: Grammar, scenes: Scenes) -> torch.Tensor:
     """Teacher-forced cross-entropy over the box tokens and the end token."""
     targets, mask = grammar.targets(scenes)
-    logits = model(torch.from_numpy(scenes.images), teacher_inputs(targets, model.bos))
+    logits = model(torch.from_numpy(scenes.images), teacher_inputs(targets, unwrap(model).bos))
     logp = grammar.log_probs(logits).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return -torch.where(mask, logp, torch.zeros_like(logp)).sum() / mask.sum()
 
@@ -75,6 +75,7 @@ def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: in
     Returns tokens and, per position, the probability of the chosen token
     (used for box scores).
     """
+    model = unwrap(model)
     memory = model.repeat_memory(model.encode(images), samples)
     n = images.shape[0] * samples
     caches = [dict() for _ in model.decoder]
@@ -146,7 +147,11 @@ def sample_rewards(preds: dict, gts: dict, kind: str, class_weights: np.ndarray,
 def reinforce_step(model, grammar, scenes: Scenes, *, samples: int, temperature: float, reward: str,
                    class_weights: np.ndarray, duplicate_weight: float, confidence_weight: float,
                    generator: torch.Generator):
-    """Samples N sequences per image, scores them in one reward call, returns (loss, mean reward)."""
+    """Samples N sequences per image, scores them in one reward call, returns (loss, mean reward).
+
+    All N samples of an image stay in this process, so the leave-one-out
+    baseline needs no communication under data parallelism.
+    """
     images = torch.from_numpy(scenes.images)
     model.eval()
     tokens, probs = generate(model, grammar, images, samples, temperature, generator=generator)
@@ -156,8 +161,7 @@ def reinforce_step(model, grammar, scenes: Scenes, *, samples: int, temperature:
     rewards = sample_rewards(preds, gts, reward, class_weights, duplicate_weight)
     match = detection.match_iou_padded(preds, gts, box_format="yxyx", iou_threshold=0.5)
 
-    memory = model.repeat_memory(model.encode(images), samples)
-    logits = model.decode(teacher_inputs(tokens, model.bos), memory)
+    logits = model(images, teacher_inputs(tokens, unwrap(model).bos), samples)
     logp = grammar.log_probs(logits)
     mask = sequence_mask(tokens)
     # The confidence tokens learn from the IoU supervision below, not from the reward.

@@ -14,12 +14,14 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from adapters.box_tokens import BoxTokenizer
 from reference_training import recipe
 from reference_training.data import CLASS_NAMES, class_counts, make_splits, shuffle_objects
-from reference_training.model import ModelConfig, Seq2Seq
+from reference_training.model import ModelConfig, Seq2Seq, unwrap
 from rewards.detection import class_weights_from_counts
 
 STAGES = {"pretrain": 1, "tune": 2, "mle_continued": 3}
@@ -65,11 +67,24 @@ PRESETS = {
 }
 
 
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun (gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
 class Run:
-    """Data, codec, grammar and class weights shared by every stage of one configuration."""
+    """Data, codec, grammar and class weights shared by every stage of one configuration.
+
+    Under torchrun each rank draws its own images (and samples their N
+    sequences itself); only rank 0 writes files.
+    """
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.rank, self.world = init_distributed()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.train, self.heldout = make_splits(cfg.n_train, cfg.n_heldout, cfg.seed, cfg.image_size, cfg.max_objects)
@@ -83,10 +98,38 @@ class Run:
         torch.manual_seed(self.cfg.seed)
         c = self.cfg
         return Seq2Seq(ModelConfig(c.image_size, c.patch_size, c.dim, c.heads, c.encoder_layers,
-                                   c.decoder_layers, self.vocab_size, self.grammar.length))
+                                   c.decoder_layers, self.vocab_size, self.grammar.length,
+                                   self.codec.coord_offset, self.codec.n_bins))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def parallel(self, model):
+        """The model wrapped for data parallelism when there are several ranks."""
+        return DistributedDataParallel(model) if self.world > 1 else model
+
+    def mean_over_ranks(self, *values: float) -> list[float]:
+        if self.world == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t)
+        return (t / self.world).tolist()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's decision, on every rank (keeps time-based loops in step)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([int(flag)])
+        dist.broadcast(t, 0)
+        return bool(t.item())
 
     def step_rng(self, stage: str, step: int) -> tuple[np.random.Generator, torch.Generator]:
-        key = [self.cfg.seed, STAGES[stage], step]
+        key = [self.cfg.seed, STAGES[stage], step, self.rank]
         seed = int(np.random.SeedSequence(key).generate_state(1)[0])
         return np.random.default_rng(key), torch.Generator().manual_seed(seed)
 
@@ -99,8 +142,10 @@ class Run:
 
 
 def save_checkpoint(path: str, model, optimizer, step: int, stage: str, cfg: Config, extra: dict | None = None) -> None:
+    if dist.is_initialized() and dist.get_rank() != 0:
+        return
     tmp = path + ".tmp"
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "stage": stage,
+    torch.save({"model": getattr(model, "module", model).state_dict(), "optimizer": optimizer.state_dict(), "step": step, "stage": stage,
                 "config": asdict(cfg), **(extra or {})}, tmp)
     os.replace(tmp, path)  # never leave a half-written checkpoint behind a kill
 
@@ -112,10 +157,10 @@ def load_model(path: str, run: Run) -> Seq2Seq:
 
 
 class MetricsLog:
-    """metrics.jsonl: one JSON object per line (written by one process only)."""
+    """metrics.jsonl: one JSON object per line, written by rank 0 only."""
 
-    def __init__(self, out_dir: str | None):
-        self.path = os.path.join(out_dir, "metrics.jsonl") if out_dir else None
+    def __init__(self, out_dir: str | None, main: bool = True):
+        self.path = os.path.join(out_dir, "metrics.jsonl") if out_dir and main else None
 
     def write(self, **record) -> None:
         if self.path:
@@ -125,27 +170,35 @@ class MetricsLog:
 
 def _loop(run: Run, stage: str, model, optimizer, step_fn, n_steps: int, state_path: str | None,
           resume: bool, log: MetricsLog, *, interrupt_at: int | None = None, on_eval=None,
-          seconds: float | None = None, first_step: int = 0) -> dict:
-    """Optimizer steps with checkpoints; returns the stage's history."""
+          seconds: float | None = None, first_step: int = 0, lr_at=None) -> dict:
+    """Optimizer steps with checkpoints; returns the stage's history.
+
+    ``lr_at(step)`` sets the learning rate of each step (a pure function of the
+    step, so resuming needs no scheduler state).
+    """
     start, history = first_step, {"step": [], "map": [], "reward": []}
     if resume and state_path and os.path.exists(state_path):
         state = torch.load(state_path, weights_only=False)
-        model.load_state_dict(state["model"])
+        getattr(model, "module", model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = state["step"], state["history"]
     t0 = time.perf_counter()
     done = start
-    bar = tqdm(range(start, n_steps), desc=stage, dynamic_ncols=True, disable=None)
+    bar = tqdm(range(start, n_steps), desc=stage, dynamic_ncols=True, disable=None if run.is_main else True)
     for step in bar:
         rng, gen = run.step_rng(stage, step)
         loss, value = step_fn(rng, gen)
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         done = step + 1
-        log.write(stage=stage, step=done, loss=float(loss.detach()), value=value, seconds=time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", value=f"{value:.3f}")
+        loss_value, value = run.mean_over_ranks(float(loss.detach()), value)
+        log.write(stage=stage, step=done, loss=loss_value, value=value, seconds=time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{loss_value:.3f}", value=f"{value:.3f}")
         if on_eval and (done % run.cfg.eval_every == 0 or done == n_steps):
             metrics, _ = run.evaluate(model, run.eval_subset)
             history["step"].append(done)
@@ -156,33 +209,44 @@ def _loop(run: Run, stage: str, model, optimizer, step_fn, n_steps: int, state_p
             save_checkpoint(state_path, model, optimizer, done, stage, run.cfg, {"history": history})
         if interrupt_at is not None and done == interrupt_at:
             raise KeyboardInterrupt(f"interrupted after step {done} (--interrupt-at)")
-        if seconds is not None and time.perf_counter() - t0 >= seconds:
+        if seconds is not None and run.agree(time.perf_counter() - t0 >= seconds):
             break
     history["seconds"] = time.perf_counter() - t0
     history["steps"] = done
     return history
 
 
+def mle_lr(cfg: Config, step: int) -> float:
+    """Linear warmup, then cosine decay to 10% at the end of pretraining (and 10% after it)."""
+    warmup = max(1, min(100, cfg.pretrain_steps // 10))
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, cfg.pretrain_steps - warmup))
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
+
+
 def pretrain(run: Run, out_dir: str | None, resume: bool = False, log=None, interrupt_at=None) -> Seq2Seq:
     """Stage 1: MLE with teacher forcing on random-order box sequences."""
-    log = log or MetricsLog(out_dir)
-    model = run.new_model()
+    log = log or MetricsLog(out_dir, run.is_main)
+    model = run.parallel(run.new_model())
     opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.lr, weight_decay=0.01)
 
     def step_fn(rng, gen):
         return recipe.mle_loss(model, run.grammar, run.batch(rng, run.cfg.batch_size)), 0.0
 
     state = os.path.join(out_dir, "pretrain_state.pt") if out_dir else None
-    _loop(run, "pretrain", model, opt, step_fn, run.cfg.pretrain_steps, state, resume, log, interrupt_at=interrupt_at)
+    _loop(run, "pretrain", model, opt, step_fn, run.cfg.pretrain_steps, state, resume, log,
+          interrupt_at=interrupt_at, lr_at=lambda step: mle_lr(run.cfg, step))
     if out_dir:
         save_checkpoint(os.path.join(out_dir, "mle.pt"), model, opt, run.cfg.pretrain_steps, "pretrain", run.cfg)
-    return model
+    run.barrier()  # the file exists for every rank before anyone reads it
+    return unwrap(model)
 
 
 def tune(run: Run, init: str, out_dir: str | None, resume: bool = False, log=None, interrupt_at=None):
     """Stage 2: REINFORCE on the task reward from the MLE checkpoint; returns (model, history)."""
-    log = log or MetricsLog(out_dir)
-    model = load_model(init, run)
+    log = log or MetricsLog(out_dir, run.is_main)
+    model = run.parallel(load_model(init, run))
     opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.tune_lr, weight_decay=0.0)
     c = run.cfg
 
@@ -198,13 +262,14 @@ def tune(run: Run, init: str, out_dir: str | None, resume: bool = False, log=Non
                     interrupt_at=interrupt_at, on_eval=True)
     if out_dir:
         save_checkpoint(os.path.join(out_dir, "tuned.pt"), model, opt, c.tune_steps, "tune", run.cfg)
-    return model, history
+    run.barrier()  # the file exists for every rank before anyone reads it
+    return unwrap(model), history
 
 
 def continue_mle(run: Run, init: str, seconds: float, out_dir: str | None, log=None) -> Seq2Seq:
     """The control: plain MLE from the same checkpoint for the same wall-clock time as tuning."""
-    log = log or MetricsLog(out_dir)
-    model = load_model(init, run)
+    log = log or MetricsLog(out_dir, run.is_main)
+    model = run.parallel(load_model(init, run))
     opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.lr, weight_decay=0.01)
     opt.load_state_dict(torch.load(init, weights_only=False)["optimizer"])
 
@@ -212,10 +277,11 @@ def continue_mle(run: Run, init: str, seconds: float, out_dir: str | None, log=N
         return recipe.mle_loss(model, run.grammar, run.batch(rng, run.cfg.batch_size)), 0.0
 
     history = _loop(run, "mle_continued", model, opt, step_fn, 10**9, None, False, log, seconds=seconds,
-                    first_step=run.cfg.pretrain_steps)
+                    first_step=run.cfg.pretrain_steps, lr_at=lambda step: mle_lr(run.cfg, step))
     if out_dir:
         save_checkpoint(os.path.join(out_dir, "mle_continued.pt"), model, opt, history["steps"], "mle_continued", run.cfg)
-    return model
+    run.barrier()  # the file exists for every rank before anyone reads it
+    return unwrap(model)
 
 
 def config_from(preset: str, **overrides) -> Config:

@@ -78,3 +78,27 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path, stage):
     a, b = _params(os.path.join(whole, final)), _params(os.path.join(parts, final))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_torchrun_two_processes_keep_identical_parameters(tmp_path):
+    """2 ranks on CPU (gloo): each tunes on its own images; DDP keeps the replicas identical."""
+    import socket
+    import subprocess
+    import sys
+
+    base = ["--preset", "smoke", "--pretrain-steps", "4", "--tune-steps", "3"]
+    init = str(tmp_path / "init")
+    assert cli.main(["pretrain", "--out", init, *base]) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = str(tmp_path / "ddp")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={port}", "-m", "reference_training", "tune", "--out", out, *base,
+           "--init", os.path.join(init, "mle.pt"), "--threads", "1", "--check-replicas"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "replicas identical across 2 ranks" in result.stdout
+    records = _read(os.path.join(out, "metrics.jsonl"))
+    assert [r["step"] for r in records if r["stage"] == "tune"] == [1, 2, 3]  # one writer
+    assert os.path.exists(os.path.join(out, "tuned.pt"))
