@@ -17,13 +17,13 @@ from dataclasses import asdict, fields
 
 from reference_training import train
 
-METRICS = ("map", "map_50", "map_75", "mar_100", "recall_reward", "boxes_per_image")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m reference_training", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["demo", "pretrain", "tune", "evaluate"], help="what to run")
+    p.add_argument("--task", choices=["detection", "captioning"], help="detection (boxes, recall reward) or captioning (CIDEr-D)")
     p.add_argument("--preset", default="default", choices=sorted(train.PRESETS), help="configuration preset (flags override it)")
     p.add_argument("--out", default="runs/demo", help="output directory")
     p.add_argument("--init", help="tune: MLE checkpoint to start from (default OUT/mle.pt)")
@@ -51,17 +51,17 @@ def config(args) -> train.Config:
     return train.config_from(args.preset, **overrides)
 
 
-def print_table(results: dict) -> None:
-    names = list(results)
-    print("\n" + "model".ljust(16) + "".join(m.rjust(16) for m in METRICS))
-    for name in names:
-        print(name.ljust(16) + "".join(f"{results[name][m]:16.4f}" for m in METRICS))
+def print_table(results: dict, metrics: tuple) -> None:
+    print("\n" + "model".ljust(16) + "".join(m.rjust(18) for m in metrics))
+    for name, values in results.items():
+        print(name.ljust(16) + "".join(f"{values[m]:18.4f}" for m in metrics))
 
 
 def demo(args) -> dict:
     cfg = config(args)
     os.makedirs(args.out, exist_ok=True)
-    run = train.Run(cfg)
+    run = train.Run(cfg, args.out)
+    task = run.task
     log = train.MetricsLog(args.out, run.is_main)
     seconds = {}
     t0 = time.perf_counter()
@@ -85,28 +85,34 @@ def demo(args) -> dict:
 
     if not run.is_main:
         return {}
-    from reference_training import plots, recipe
+    from reference_training import plots
 
-    plots.tuning_curve(history, mle, control, os.path.join(args.out, "tuning_curve.png"))
+    head = task.headline
+    reward_name = "recall reward" if cfg.task == "detection" else "CIDEr-D"
+    plots.tuning_curve(
+        history, {"MLE checkpoint": (mle[head], mle_rewards.mean()), "MLE continued (same time)": (control[head], control_rewards.mean())},
+        head, reward_name, os.path.join(args.out, "tuning_curve.png"),
+    )
     plots.reward_distributions(
-        {"MLE": mle_rewards, "MLE continued": control_rewards, "tuned": tuned_rewards},
+        {"MLE": mle_rewards, "MLE continued": control_rewards, "tuned": tuned_rewards}, reward_name,
         os.path.join(args.out, "reward_distribution.png"),
     )
     grid = run.heldout.images[:16]
-    plots.prediction_grid(grid, recipe.predict(tuned_model, run.grammar, grid), os.path.join(args.out, "predictions.png"))
+    plots.prediction_grid(grid, task.predictions(tuned_model, grid), os.path.join(args.out, "predictions.png"))
 
     summary = {
-        "mle": mle, "tuned": tuned, "mle_continued": control,
-        "gain_map_vs_mle": tuned["map"] - mle["map"],
-        "gain_map_vs_mle_continued": tuned["map"] - control["map"],
+        "task": cfg.task, "mle": mle, "tuned": tuned, "mle_continued": control,
+        f"gain_{head}_vs_mle": tuned[head] - mle[head],
+        f"gain_{head}_vs_mle_continued": tuned[head] - control[head],
         "tune_steps": history["steps"], "mle_continued_steps": control_steps(args.out),
         "seconds": seconds, "config": asdict(cfg),
     }
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    print_table({"MLE": mle, "MLE continued": control, "tuned": tuned})
-    print(f"\nheld-out mAP gain: {100 * summary['gain_map_vs_mle']:+.1f} points vs MLE, "
-          f"{100 * summary['gain_map_vs_mle_continued']:+.1f} vs MLE continued; "
+    print_table({"MLE": mle, "MLE continued": control, "tuned": tuned}, task.metrics)
+    scale, unit = (100, " points") if head == "map" else (1, "")
+    print(f"\nheld-out {head} gain: {scale * summary[f'gain_{head}_vs_mle']:+.2f}{unit} vs MLE, "
+          f"{scale * summary[f'gain_{head}_vs_mle_continued']:+.2f}{unit} vs MLE continued; "
           f"{seconds['total']:.0f} s in all. Outputs in {args.out}/")
     return summary
 
@@ -142,24 +148,24 @@ def main(argv=None) -> int:
             demo(args)
         elif args.command == "pretrain":
             os.makedirs(args.out, exist_ok=True)
-            run = train.Run(config(args))
+            run = train.Run(config(args), args.out)
             model = train.pretrain(run, args.out, resume=args.resume, interrupt_at=args.interrupt_at)
             if run.is_main:
-                print_table({"MLE": run.evaluate(model)[0]})
+                print_table({"MLE": run.evaluate(model)[0]}, run.task.metrics)
         elif args.command == "tune":
             os.makedirs(args.out, exist_ok=True)
-            run = train.Run(config(args))
+            run = train.Run(config(args), args.out)
             init = args.init or os.path.join(args.out, "mle.pt")
             model, _ = train.tune(run, init, args.out, resume=args.resume, interrupt_at=args.interrupt_at)
             if args.check_replicas:
                 check_replicas(run, model)
             if run.is_main:
-                print_table({"tuned": run.evaluate(model)[0]})
+                print_table({"tuned": run.evaluate(model)[0]}, run.task.metrics)
         else:
-            run = train.Run(config(args))
+            run = train.Run(config(args), args.out)
             path = args.checkpoint or os.path.join(args.out, "tuned.pt")
             metrics, _ = run.evaluate(train.load_model(path, run))
-            print_table({os.path.basename(path): metrics})
+            print_table({os.path.basename(path): metrics}, run.task.metrics)
             print(json.dumps(metrics, indent=2))
     except KeyboardInterrupt as err:
         print(f"\nstopped: {err}. Rerun with --resume to continue.", file=sys.stderr)

@@ -32,18 +32,26 @@ PALETTES = np.array(
 
 @dataclass(frozen=True)
 class Scenes:
-    """A split: images (S, H, W, 3) uint8; boxes (S, K, 4) yxyx in [0, 1]; labels, valid (S, K)."""
+    """A split: images (S, H, W, 3) uint8; boxes (S, K, 4) yxyx in [0, 1]; labels, colours, valid (S, K)."""
 
     images: np.ndarray
     boxes: np.ndarray
     labels: np.ndarray
     valid: np.ndarray
+    colours: np.ndarray
+    refs: np.ndarray | None = None  # (S,) object array of reference caption lists (captioning)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, idx) -> "Scenes":
-        return Scenes(self.images[idx], self.boxes[idx], self.labels[idx], self.valid[idx])
+        refs = None if self.refs is None else self.refs[idx]
+        return Scenes(self.images[idx], self.boxes[idx], self.labels[idx], self.valid[idx], self.colours[idx], refs)
+
+    def with_refs(self, refs: list) -> "Scenes":
+        array = np.empty(len(refs), dtype=object)
+        array[:] = refs  # each entry stays one list object: the N samples of an image share it
+        return Scenes(self.images, self.boxes, self.labels, self.valid, self.colours, array)
 
 
 def _shape_mask(kind: int, h: int, w: int, y0: int, x0: int, sh: int, sw: int, rng) -> np.ndarray:
@@ -64,7 +72,7 @@ def render_scene(rng: np.random.Generator, size: int, max_objects: int, min_visi
     base = rng.integers(20, 90)
     image = (base + rng.integers(-12, 12, size=(size, size, 1))).clip(0, 255).repeat(3, -1).astype(np.uint8)
     owner = np.full((size, size), -1)
-    kinds, areas = [], []
+    kinds, areas, colours = [], [], []
     for k in range(int(rng.integers(1, max_objects + 1))):
         kind = int(rng.integers(len(CLASS_NAMES)))
         sh, sw = (int(v) for v in rng.integers(size // 8, size // 2, size=2))
@@ -72,18 +80,22 @@ def render_scene(rng: np.random.Generator, size: int, max_objects: int, min_visi
         mask = _shape_mask(kind, size, size, y0, x0, sh, sw, rng)
         if mask.sum() < 4:
             continue
-        image[mask] = PALETTES[kind, rng.integers(PALETTES.shape[1])]
+        colour = int(rng.integers(PALETTES.shape[1]))
+        image[mask] = PALETTES[kind, colour]
         owner[mask] = len(kinds)
         kinds.append(kind)
         areas.append(mask.sum())
-    boxes, labels = [], []
-    for k, (kind, area) in enumerate(zip(kinds, areas)):
+        colours.append(colour)
+    boxes, labels, shades = [], [], []
+    for k, (kind, area, colour) in enumerate(zip(kinds, areas, colours)):
         ys, xs = np.nonzero(owner == k)
         if ys.size < max(4, min_visible * area):
             continue
         boxes.append([ys.min() / size, xs.min() / size, (ys.max() + 1) / size, (xs.max() + 1) / size])
         labels.append(kind)
-    return image, np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(labels, np.int64)
+        shades.append(colour)
+    return (image, np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(labels, np.int64),
+            np.asarray(shades, np.int64))
 
 
 def make_scenes(n: int, seed: int, size: int = 64, max_objects: int = 8) -> Scenes:
@@ -92,14 +104,16 @@ def make_scenes(n: int, seed: int, size: int = 64, max_objects: int = 8) -> Scen
     images = np.empty((n, size, size, 3), np.uint8)
     boxes = np.zeros((n, max_objects, 4))
     labels = np.zeros((n, max_objects), np.int64)
+    colours = np.zeros((n, max_objects), np.int64)
     valid = np.zeros((n, max_objects), bool)
     for i in range(n):
-        img, b, lab = render_scene(rng, size, max_objects)
+        img, b, lab, col = render_scene(rng, size, max_objects)
         images[i] = img
         boxes[i, : len(b)] = b
         labels[i, : len(b)] = lab
+        colours[i, : len(b)] = col
         valid[i, : len(b)] = True
-    return Scenes(images, boxes, labels, valid)
+    return Scenes(images, boxes, labels, valid, colours)
 
 
 def make_splits(n_train: int, n_heldout: int, seed: int = 0, size: int = 64, max_objects: int = 8):
@@ -115,7 +129,8 @@ def shuffle_objects(scenes: Scenes, rng: np.random.Generator) -> Scenes:
     keys = rng.random(scenes.valid.shape) + (~scenes.valid) * 2.0
     order = np.argsort(keys, axis=1)
     take = lambda a: np.take_along_axis(a, order[..., None] if a.ndim == 3 else order, axis=1)  # noqa: E731
-    return Scenes(scenes.images, take(scenes.boxes), take(scenes.labels), take(scenes.valid))
+    return Scenes(scenes.images, take(scenes.boxes), take(scenes.labels), take(scenes.valid), take(scenes.colours),
+                  scenes.refs)
 
 
 def class_counts(scenes: Scenes) -> np.ndarray:

@@ -1,6 +1,9 @@
-"""The recipe: box token grammar, MLE step, sampling, REINFORCE step, greedy evaluation.
+"""The recipe: token grammars, MLE step, sampling, REINFORCE steps, greedy evaluation.
 
 Everything here uses the public APIs of ``rewards`` and ``adapters`` only.
+The sequence machinery (grammar-masked log-probs, KV-cache sampling, the
+policy-gradient loss) serves both tasks; detection adds the box reward and
+the IoU supervision of the confidence tokens.
 """
 
 from __future__ import annotations
@@ -16,12 +19,41 @@ from reference_training.model import Seq2Seq, unwrap
 from rewards import detection
 
 
-class Grammar:
-    """Which tokens each output position may hold: coordinates, class, confidence, or the end (PAD).
+class SequenceGrammar:
+    """Which tokens each output position may hold (``allowed``, (L, V)) and where a sequence ends.
 
     Applied to the logits in training and decoding alike, so every sampled
     sequence is well formed and the model spends no capacity on syntax.
+    The base grammar (captions) allows any token but BOS, and PAD ends.
     """
+
+    def __init__(self, length: int, vocab_size: int):
+        self.length = length
+        self.allowed = torch.ones(length, vocab_size, dtype=torch.bool)
+        self.allowed[:, vocab_size - 1] = False  # BOS is input only
+        self.is_confidence = torch.zeros(length, dtype=torch.bool)
+
+    def is_end(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return tokens == PAD
+
+    def log_probs(self, logits: torch.Tensor, start: int = 0, temperature: float = 1.0) -> torch.Tensor:
+        allowed = self.allowed[start : start + logits.shape[-2]]
+        return F.log_softmax(logits.masked_fill(~allowed, float("-inf")) / temperature, dim=-1)
+
+    def end_positions(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Index of each sequence's end token (the last position if it never ends)."""
+        positions = torch.arange(tokens.shape[1])
+        ends = self.is_end(tokens, positions[None])
+        last = torch.full((tokens.shape[0],), tokens.shape[1] - 1)
+        return torch.where(ends.any(1), ends.float().argmax(1), last)
+
+    def mask(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Positions up to and including the end token."""
+        return torch.arange(tokens.shape[1])[None] <= self.end_positions(tokens)[:, None]
+
+
+class Grammar(SequenceGrammar):
+    """Box sequences: coordinates, class, confidence per box; PAD at a box start ends."""
 
     def __init__(self, codec: BoxTokenizer, max_objects: int, vocab_size: int):
         self.codec = codec
@@ -42,9 +74,8 @@ class Grammar:
         self.allowed = allowed
         self.is_confidence = (torch.arange(self.length) % TOKENS_PER_BOX == 5) & (torch.arange(self.length) < self.length - 1)
 
-    def log_probs(self, logits: torch.Tensor, start: int = 0, temperature: float = 1.0) -> torch.Tensor:
-        allowed = self.allowed[start : start + logits.shape[-2]]
-        return F.log_softmax(logits.masked_fill(~allowed, float("-inf")) / temperature, dim=-1)
+    def is_end(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return (tokens == PAD) & (positions % TOKENS_PER_BOX == 0)
 
     def targets(self, scenes: Scenes) -> tuple[torch.Tensor, torch.Tensor]:
         """Target tokens (B, L) with the end PAD, and the loss mask (up to and including the end)."""
@@ -59,10 +90,10 @@ def teacher_inputs(tokens: torch.Tensor, bos: int) -> torch.Tensor:
     return torch.cat([torch.full_like(tokens[:, :1], bos), tokens[:, :-1]], dim=1)
 
 
-def mle_loss(model: Seq2Seq, grammar: Grammar, scenes: Scenes) -> torch.Tensor:
-    """Teacher-forced cross-entropy over the box tokens and the end token."""
-    targets, mask = grammar.targets(scenes)
-    logits = model(torch.from_numpy(scenes.images), teacher_inputs(targets, unwrap(model).bos))
+def mle_loss(model: Seq2Seq, grammar: SequenceGrammar, images: np.ndarray, targets: torch.Tensor,
+             mask: torch.Tensor) -> torch.Tensor:
+    """Teacher-forced cross-entropy over the target tokens up to and including the end token."""
+    logits = model(torch.from_numpy(images), teacher_inputs(targets, unwrap(model).bos))
     logp = grammar.log_probs(logits).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return -torch.where(mask, logp, torch.zeros_like(logp)).sum() / mask.sum()
 
@@ -92,23 +123,25 @@ def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: in
         choice = torch.where(done, torch.full_like(choice, PAD), choice)
         tokens[:, pos] = choice
         probs[:, pos] = logp.gather(-1, choice[:, None]).squeeze(-1).exp()
-        done |= (choice == PAD) & (pos % TOKENS_PER_BOX == 0)
+        done |= grammar.is_end(choice, torch.tensor(pos))
         token = choice[:, None]
         if done.all():
             break
     return tokens, probs
 
 
-def end_positions(tokens: torch.Tensor) -> torch.Tensor:
-    """Index of the end token (the first PAD at a box start) of each sequence."""
-    positions = torch.arange(tokens.shape[1])
-    is_end = (tokens == PAD) & (positions % TOKENS_PER_BOX == 0)
-    return torch.where(is_end.any(1), is_end.float().argmax(1), torch.full((tokens.shape[0],), tokens.shape[1] - 1))
+def policy_gradient_loss(model, grammar: SequenceGrammar, images: torch.Tensor, tokens: torch.Tensor,
+                         rewards: np.ndarray, samples: int):
+    """REINFORCE with the leave-one-out baseline over each image's N samples; also returns the logits.
 
-
-def sequence_mask(tokens: torch.Tensor) -> torch.Tensor:
-    """Positions up to and including the end token."""
-    return torch.arange(tokens.shape[1])[None] <= end_positions(tokens)[:, None]
+    Tokens after a sequence's end and confidence tokens (trained by their own
+    supervision) are left out of log p(y).
+    """
+    logits = model(images, teacher_inputs(tokens, unwrap(model).bos), samples)
+    mask = grammar.mask(tokens) & ~grammar.is_confidence[None]
+    seq_logp = rt.sequence_logprob(grammar.log_probs(logits), tokens, mask)
+    rewards = torch.from_numpy(np.asarray(rewards, np.float32)).view(-1, samples)
+    return rt.reinforce_loss(seq_logp.view(-1, samples), rewards), logits
 
 
 def box_scores(tokens: torch.Tensor, probs: torch.Tensor, codec: BoxTokenizer) -> np.ndarray:
@@ -161,16 +194,10 @@ def reinforce_step(model, grammar, scenes: Scenes, *, samples: int, temperature:
     rewards = sample_rewards(preds, gts, reward, class_weights, duplicate_weight)
     match = detection.match_iou_padded(preds, gts, box_format="yxyx", iou_threshold=0.5)
 
-    logits = model(images, teacher_inputs(tokens, unwrap(model).bos), samples)
-    logp = grammar.log_probs(logits)
-    mask = sequence_mask(tokens)
-    # The confidence tokens learn from the IoU supervision below, not from the reward.
-    seq_logp = rt.sequence_logprob(logp, tokens, mask & ~grammar.is_confidence[None])
-    loss = rt.reinforce_loss(seq_logp.view(-1, samples), torch.from_numpy(rewards).float().view(-1, samples))
-
+    loss, logits = policy_gradient_loss(model, grammar, images, tokens, rewards, samples)
     k = preds["valid"].shape[1]
     conf_positions = torch.arange(k) * TOKENS_PER_BOX + 5
-    in_sequence = torch.arange(k)[None] < (end_positions(tokens) // TOKENS_PER_BOX)[:, None]
+    in_sequence = torch.arange(k)[None] < (grammar.end_positions(tokens) // TOKENS_PER_BOX)[:, None]
     conf_logits = logits[:, conf_positions][..., : 1 + grammar.codec.n_confidence]
     per_box = rt.iou_confidence_loss(conf_logits, torch.from_numpy(match).float(), in_sequence, reduction="none")
     conf_loss = (per_box * in_sequence).sum() / in_sequence.sum().clamp(min=1)

@@ -18,17 +18,17 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from adapters.box_tokens import BoxTokenizer
 from reference_training import recipe
-from reference_training.data import CLASS_NAMES, class_counts, make_splits, shuffle_objects
+from reference_training.data import make_splits, shuffle_objects
 from reference_training.model import ModelConfig, Seq2Seq, unwrap
-from rewards.detection import class_weights_from_counts
+from reference_training.tasks import TASKS
 
 STAGES = {"pretrain": 1, "tune": 2, "mle_continued": 3}
 
 
 @dataclass(frozen=True)
 class Config:
+    task: str = "detection"
     seed: int = 0
     n_train: int = 4000
     n_heldout: int = 256
@@ -76,30 +76,31 @@ def init_distributed() -> tuple[int, int]:
 
 
 class Run:
-    """Data, codec, grammar and class weights shared by every stage of one configuration.
+    """Data and task (grammar, targets, reward, evaluation) shared by every stage of one configuration.
 
     Under torchrun each rank draws its own images (and samples their N
     sequences itself); only rank 0 writes files.
     """
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, out_dir: str | None = None):
         self.cfg = cfg
         self.rank, self.world = init_distributed()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.train, self.heldout = make_splits(cfg.n_train, cfg.n_heldout, cfg.seed, cfg.image_size, cfg.max_objects)
-        self.codec = BoxTokenizer(n_classes=len(CLASS_NAMES), n_bins=cfg.n_bins)
-        self.vocab_size = self.codec.vocab_size + 1  # + BOS
-        self.grammar = recipe.Grammar(self.codec, cfg.max_objects, self.vocab_size)
-        self.class_weights = class_weights_from_counts(class_counts(self.train))
+        train, heldout = make_splits(cfg.n_train, cfg.n_heldout, cfg.seed, cfg.image_size, cfg.max_objects)
+        self.task = TASKS[cfg.task](cfg, train, heldout, out_dir if self.is_main else None)
+        self.train, self.heldout = self.task.train, self.task.heldout
+        self.grammar = self.task.grammar
+        self.codec = self.task.codec
         self.eval_subset = self.heldout.subset(np.arange(min(cfg.eval_images, len(self.heldout))))
 
     def new_model(self) -> Seq2Seq:
         torch.manual_seed(self.cfg.seed)
         c = self.cfg
         return Seq2Seq(ModelConfig(c.image_size, c.patch_size, c.dim, c.heads, c.encoder_layers,
-                                   c.decoder_layers, self.vocab_size, self.grammar.length,
-                                   self.codec.coord_offset, self.codec.n_bins))
+                                   c.decoder_layers, self.task.vocab_size, self.grammar.length,
+                                   *self.task.coord_tokens))
+
 
     @property
     def is_main(self) -> bool:
@@ -136,9 +137,13 @@ class Run:
     def batch(self, rng: np.random.Generator, size: int):
         return shuffle_objects(self.train.subset(rng.integers(0, len(self.train), size)), rng)
 
+    def mle_loss(self, model, rng: np.random.Generator):
+        scenes = self.batch(rng, self.cfg.batch_size)
+        return recipe.mle_loss(model, self.grammar, scenes.images, *self.task.mle_targets(scenes, rng))
+
     def evaluate(self, model, scenes=None):
-        scenes = self.heldout if scenes is None else scenes
-        return recipe.evaluate(model, self.grammar, scenes, self.class_weights, self.cfg.duplicate_weight)
+        """(metrics, per-image rewards) on the held-out split (or ``scenes``)."""
+        return self.task.evaluate(model, self.heldout if scenes is None else scenes)
 
 
 def save_checkpoint(path: str, model, optimizer, step: int, stage: str, cfg: Config, extra: dict | None = None) -> None:
@@ -176,7 +181,7 @@ def _loop(run: Run, stage: str, model, optimizer, step_fn, n_steps: int, state_p
     ``lr_at(step)`` sets the learning rate of each step (a pure function of the
     step, so resuming needs no scheduler state).
     """
-    start, history = first_step, {"step": [], "map": [], "reward": []}
+    start, history = first_step, {"step": [], "headline": [], "reward": []}
     if resume and state_path and os.path.exists(state_path):
         state = torch.load(state_path, weights_only=False)
         getattr(model, "module", model).load_state_dict(state["model"])
@@ -200,10 +205,10 @@ def _loop(run: Run, stage: str, model, optimizer, step_fn, n_steps: int, state_p
         log.write(stage=stage, step=done, loss=loss_value, value=value, seconds=time.perf_counter() - t0)
         bar.set_postfix(loss=f"{loss_value:.3f}", value=f"{value:.3f}")
         if on_eval and (done % run.cfg.eval_every == 0 or done == n_steps):
-            metrics, _ = run.evaluate(model, run.eval_subset)
+            metrics, per_image = run.evaluate(unwrap(model), run.eval_subset)
             history["step"].append(done)
-            history["map"].append(metrics["map"])
-            history["reward"].append(metrics["recall_reward"])
+            history["headline"].append(metrics[run.task.headline])
+            history["reward"].append(float(per_image.mean()))
             log.write(stage=f"{stage}_eval", step=done, **metrics)
         if state_path and (done % run.cfg.checkpoint_every == 0 or done == n_steps):
             save_checkpoint(state_path, model, optimizer, done, stage, run.cfg, {"history": history})
@@ -232,7 +237,7 @@ def pretrain(run: Run, out_dir: str | None, resume: bool = False, log=None, inte
     opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.lr, weight_decay=0.01)
 
     def step_fn(rng, gen):
-        return recipe.mle_loss(model, run.grammar, run.batch(rng, run.cfg.batch_size)), 0.0
+        return run.mle_loss(model, rng), 0.0
 
     state = os.path.join(out_dir, "pretrain_state.pt") if out_dir else None
     _loop(run, "pretrain", model, opt, step_fn, run.cfg.pretrain_steps, state, resume, log,
@@ -251,11 +256,7 @@ def tune(run: Run, init: str, out_dir: str | None, resume: bool = False, log=Non
     c = run.cfg
 
     def step_fn(rng, gen):
-        return recipe.reinforce_step(
-            model, run.grammar, run.batch(rng, c.tune_batch), samples=c.samples, temperature=c.temperature,
-            reward=c.reward, class_weights=run.class_weights, duplicate_weight=c.duplicate_weight,
-            confidence_weight=c.confidence_weight, generator=gen,
-        )
+        return run.task.reinforce_step(model, run.batch(rng, c.tune_batch), gen)
 
     state = os.path.join(out_dir, "tune_state.pt") if out_dir else None
     history = _loop(run, "tune", model, opt, step_fn, c.tune_steps, state, resume, log,
@@ -274,7 +275,7 @@ def continue_mle(run: Run, init: str, seconds: float, out_dir: str | None, log=N
     opt.load_state_dict(torch.load(init, weights_only=False)["optimizer"])
 
     def step_fn(rng, gen):
-        return recipe.mle_loss(model, run.grammar, run.batch(rng, run.cfg.batch_size)), 0.0
+        return run.mle_loss(model, rng), 0.0
 
     history = _loop(run, "mle_continued", model, opt, step_fn, 10**9, None, False, log, seconds=seconds,
                     first_step=run.cfg.pretrain_steps, lr_at=lambda step: mle_lr(run.cfg, step))

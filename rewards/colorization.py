@@ -54,6 +54,16 @@ def _rgb(img, y, x, scale):
     return img[y, x, 0] * scale, img[y, x, 1] * scale, img[y, x, 2] * scale
 
 
+@numba.njit(cache=True, inline="always")
+def _in_unit_range(img, y, x):
+    """A float pixel's channels all lie in [0, 1] (NaN fails)."""
+    for c in range(3):
+        v = img[y, x, c]
+        if not (v >= 0.0 and v <= 1.0):
+            return False
+    return True
+
+
 @numba.njit(cache=True)
 def _image_colorfulness(img, scale, is_float):
     """M3 in one pass: shifted sums keep the variance exact for near-constant images."""
@@ -67,11 +77,8 @@ def _image_colorfulness(img, scale, is_float):
     q_yb = 0.0
     for y in range(h):
         for x in range(w):
-            if is_float:
-                for c in range(3):
-                    v = img[y, x, c]
-                    if not (v >= 0.0 and v <= 1.0):
-                        return _OUT_OF_RANGE, 0.0
+            if is_float and not _in_unit_range(img, y, x):
+                return _OUT_OF_RANGE, 0.0
             r, g, b = _rgb(img, y, x, scale)
             rg = r - g - k_rg
             yb = 0.5 * (r + g) - b - k_yb
@@ -97,11 +104,8 @@ def _image_reward(img, scale, is_float):
     total = 0.0
     for y in range(h):
         for x in range(w):
-            if is_float:
-                for c in range(3):
-                    v = img[y, x, c]
-                    if not (v >= 0.0 and v <= 1.0):
-                        return _OUT_OF_RANGE, 0.0
+            if is_float and not _in_unit_range(img, y, x):
+                return _OUT_OF_RANGE, 0.0
             r, g, b = _rgb(img, y, x, scale)
             hi = max(r, g, b)
             lo = min(r, g, b)

@@ -35,10 +35,10 @@ def test_sampled_sequences_are_always_well_formed():
     tokens, probs = recipe.generate(model, run.grammar, torch.from_numpy(run.train.images[:8]), samples=3,
                                     generator=torch.Generator().manual_seed(0))
     decoded = run.codec.decode(tokens.numpy())
-    n_boxes = (recipe.end_positions(tokens) // 6).numpy()
+    n_boxes = (run.grammar.end_positions(tokens) // 6).numpy()
     in_sequence = np.arange(decoded["valid"].shape[1])[None] < n_boxes[:, None]
     assert (decoded["valid"] <= in_sequence).all()  # only the geometry check can drop a box
-    assert ((probs > 0) | ~recipe.sequence_mask(tokens)).all()
+    assert ((probs > 0) | ~run.grammar.mask(tokens)).all()
 
 
 def _read(path):
