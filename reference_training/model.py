@@ -131,6 +131,11 @@ class Seq2Seq(nn.Module):
         self.decoder = nn.ModuleList(DecoderBlock(cfg.dim, cfg.heads) for _ in range(cfg.decoder_layers))
         self.decoder_norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size)
+        # Reads the decoder's state at a box's confidence slot: the logit of "high" vs "low"
+        # confidence. Trained (on detached features) by the IoU supervision of reward tuning.
+        self.confidence = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.GELU(), nn.Linear(cfg.dim, 1))
+        nn.init.zeros_(self.confidence[2].weight)  # untrained: p(high) = 0.5 for every box
+        nn.init.zeros_(self.confidence[2].bias)
 
     @property
     def bos(self) -> int:
@@ -145,20 +150,28 @@ class Seq2Seq(nn.Module):
         memory = self.encoder_norm(x)
         return [block.cross_attn.keys_values(memory) for block in self.decoder]
 
-    def decode(self, tokens: torch.Tensor, memory_kv: list, caches=None, start: int = 0) -> torch.Tensor:
-        """Logits (B, T, V) for input tokens (B, T) at positions start .. start + T - 1."""
+    def decode(self, tokens: torch.Tensor, memory_kv: list, caches=None, start: int = 0, hidden: bool = False):
+        """Logits (B, T, V) for input tokens (B, T) at positions start .. start + T - 1.
+
+        With ``hidden=True`` also the final hidden states (B, T, D) the logits are read from.
+        """
         x = self.embed(tokens) + self.token_geometry[tokens] + self.token_pos[:, start : start + tokens.shape[1]]
         for i, block in enumerate(self.decoder):
             x = block(x, memory_kv[i], None if caches is None else caches[i])
-        return self.head(self.decoder_norm(x))
+        x = self.decoder_norm(x)
+        return (self.head(x), x) if hidden else self.head(x)
 
-    def forward(self, images: torch.Tensor, inputs: torch.Tensor, repeat: int = 1) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, inputs: torch.Tensor, repeat: int = 1, confidence_at=None):
         """Teacher-forced logits (B * repeat, T, V); each image's memory serves ``repeat`` sequences.
 
-        Training goes through here (not encode/decode) so that a DistributedDataParallel
-        wrapper sees the whole computation.
+        With ``confidence_at`` (positions), also the confidence logits there (B * repeat, P),
+        read from detached decoder states. Training goes through here (not encode/decode)
+        so that a DistributedDataParallel wrapper sees the whole computation.
         """
-        return self.decode(inputs, self.repeat_memory(self.encode(images), repeat))
+        logits, x = self.decode(inputs, self.repeat_memory(self.encode(images), repeat), hidden=True)
+        if confidence_at is None:
+            return logits
+        return logits, self.confidence(x[:, confidence_at].detach()).squeeze(-1)
 
     @staticmethod
     def repeat_memory(memory_kv: list, n: int) -> list:

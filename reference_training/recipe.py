@@ -36,6 +36,9 @@ class SequenceGrammar:
     def is_end(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return tokens == PAD
 
+    def scores_continuation(self, pos: int) -> bool:
+        return False
+
     def log_probs(self, logits: torch.Tensor, start: int = 0, temperature: float = 1.0) -> torch.Tensor:
         allowed = self.allowed[start : start + logits.shape[-2]]
         return F.log_softmax(logits.masked_fill(~allowed, float("-inf")) / temperature, dim=-1)
@@ -77,6 +80,9 @@ class Grammar(SequenceGrammar):
     def is_end(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return (tokens == PAD) & (positions % TOKENS_PER_BOX == 0)
 
+    def scores_continuation(self, pos: int) -> bool:
+        return pos % TOKENS_PER_BOX == 0 and pos < self.length - 1
+
     def targets(self, scenes: Scenes) -> tuple[torch.Tensor, torch.Tensor]:
         """Target tokens (B, L) with the end PAD, and the loss mask (up to and including the end)."""
         tokens = self.codec.encode(scenes.boxes, scenes.labels, scenes.valid)
@@ -103,8 +109,10 @@ def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: in
              temperature: float = 1.0, greedy: bool = False, generator: torch.Generator | None = None):
     """Decodes (B * samples, L) tokens with a KV cache; samples of an image are adjacent.
 
-    Returns tokens and, per position, the probability of the chosen token
-    (used for box scores).
+    Returns tokens and, per position, the probability of the chosen token,
+    except where ``grammar.scores_continuation(pos)`` (box starts): there it is
+    the probability of not ending. Confidence slots always hold the
+    high-confidence token; their probability is the box's confidence.
     """
     model = unwrap(model)
     memory = model.repeat_memory(model.encode(images), samples)
@@ -115,14 +123,23 @@ def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: in
     tokens = torch.zeros(n, grammar.length, dtype=torch.long)
     probs = torch.zeros(n, grammar.length)
     for pos in range(grammar.length):
-        logp = grammar.log_probs(model.decode(token, memory, caches, start=pos), start=pos, temperature=temperature)[:, -1]
-        if greedy:
+        logits, hidden = model.decode(token, memory, caches, start=pos, hidden=True)
+        logp = grammar.log_probs(logits, start=pos, temperature=temperature)[:, -1]
+        if grammar.is_confidence[pos]:
+            # Read, not sampled: the confidence is a score from the confidence head. Writing the
+            # token MLE always saw keeps the rest of the sequence in distribution whatever it says.
+            choice = torch.full((n,), grammar.codec.high_confidence, dtype=torch.long)
+            logp = torch.full_like(logp, float("-inf"))
+            logp[:, grammar.codec.high_confidence] = F.logsigmoid(model.confidence(hidden[:, -1]).squeeze(-1))
+        elif greedy:
             choice = logp.argmax(-1)
         else:
             choice = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
         choice = torch.where(done, torch.full_like(choice, PAD), choice)
         tokens[:, pos] = choice
         probs[:, pos] = logp.gather(-1, choice[:, None]).squeeze(-1).exp()
+        if grammar.scores_continuation(pos):
+            probs[:, pos] = 1.0 - logp[:, PAD].exp()
         done |= grammar.is_end(choice, torch.tensor(pos))
         token = choice[:, None]
         if done.all():
@@ -132,34 +149,37 @@ def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: in
 
 def policy_gradient_loss(model, grammar: SequenceGrammar, images: torch.Tensor, tokens: torch.Tensor,
                          rewards: np.ndarray, samples: int):
-    """REINFORCE with the leave-one-out baseline over each image's N samples; also returns the logits.
+    """REINFORCE with the leave-one-out baseline over each image's N samples; also returns the
+    confidence logits at the grammar's confidence slots (None if it has none).
 
     Tokens after a sequence's end and confidence tokens (trained by their own
     supervision) are left out of log p(y).
     """
-    logits = model(images, teacher_inputs(tokens, unwrap(model).bos), samples)
+    confidence_at = torch.nonzero(grammar.is_confidence).squeeze(-1)
+    out = model(images, teacher_inputs(tokens, unwrap(model).bos), samples,
+                confidence_at=confidence_at if confidence_at.numel() else None)
+    logits, confidence = out if confidence_at.numel() else (out, None)
     mask = grammar.mask(tokens) & ~grammar.is_confidence[None]
     seq_logp = rt.sequence_logprob(grammar.log_probs(logits), tokens, mask)
     rewards = torch.from_numpy(np.asarray(rewards, np.float32)).view(-1, samples)
-    return rt.reinforce_loss(seq_logp.view(-1, samples), rewards), logits
+    return rt.reinforce_loss(seq_logp.view(-1, samples), rewards), confidence
 
 
-def box_scores(tokens: torch.Tensor, probs: torch.Tensor, codec: BoxTokenizer) -> np.ndarray:
-    """Score of each box: p(class token) * p(high confidence | one of the confidence tokens).
+def box_scores(probs: torch.Tensor) -> np.ndarray:
+    """Score of each box: p(not ending here) * p(class token) * p(high confidence).
 
-    With the model's own choice at the confidence slot, p(chosen) is turned
-    into p(high) (n_confidence = 2: p(low) = 1 - p(high)).
+    All three come from the decoding pass: a box the model was unsure to emit
+    at all, unsure of the class of, or expects to overlap its object poorly
+    ranks low.
     """
-    k = tokens.shape[1] // TOKENS_PER_BOX
-    t = tokens[:, : k * TOKENS_PER_BOX].view(-1, k, TOKENS_PER_BOX)
+    k = probs.shape[1] // TOKENS_PER_BOX
     p = probs[:, : k * TOKENS_PER_BOX].view(-1, k, TOKENS_PER_BOX)
-    p_high = torch.where(t[..., 5] == codec.high_confidence, p[..., 5], 1.0 - p[..., 5])
-    return (p[..., 4] * p_high).numpy()
+    return (p[..., 0] * p[..., 4] * p[..., 5]).numpy()
 
 
 def decode_predictions(tokens: torch.Tensor, probs: torch.Tensor, codec: BoxTokenizer) -> dict:
     decoded = codec.decode(tokens.numpy())
-    decoded["scores"] = np.where(decoded["valid"], box_scores(tokens, probs, codec), 0.0)
+    decoded["scores"] = np.where(decoded["valid"], box_scores(probs), 0.0)
     return decoded
 
 
@@ -194,11 +214,13 @@ def reinforce_step(model, grammar, scenes: Scenes, *, samples: int, temperature:
     rewards = sample_rewards(preds, gts, reward, class_weights, duplicate_weight)
     match = detection.match_iou_padded(preds, gts, box_format="yxyx", iou_threshold=0.5)
 
-    loss, logits = policy_gradient_loss(model, grammar, images, tokens, rewards, samples)
+    loss, confidence = policy_gradient_loss(model, grammar, images, tokens, rewards, samples)
     k = preds["valid"].shape[1]
-    conf_positions = torch.arange(k) * TOKENS_PER_BOX + 5
     in_sequence = torch.arange(k)[None] < (grammar.end_positions(tokens) // TOKENS_PER_BOX)[:, None]
-    conf_logits = logits[:, conf_positions][..., : 1 + grammar.codec.n_confidence]
+    # The IoU supervision trains the confidence head on detached decoder states: pushing its
+    # gradient through the shared decoder was measured to degrade the boxes of greedy
+    # decoding within a few dozen steps. Logits over (pad, low, high); pad is ruled out.
+    conf_logits = torch.stack([torch.full_like(confidence, -30.0), torch.zeros_like(confidence), confidence], -1)
     per_box = rt.iou_confidence_loss(conf_logits, torch.from_numpy(match).float(), in_sequence, reduction="none")
     conf_loss = (per_box * in_sequence).sum() / in_sequence.sum().clamp(min=1)
     return loss + confidence_weight * conf_loss, float(rewards.mean())

@@ -42,15 +42,16 @@ class Config:
     decoder_layers: int = 3
     batch_size: int = 32
     lr: float = 1e-3
-    pretrain_steps: int = 2000
-    tune_steps: int = 300
+    pretrain_steps: int = 2200
+    tune_steps: int = 400
     tune_batch: int = 8
-    tune_lr: float = 1e-4
+    tune_lr: float = 3e-5
     samples: int = 8
-    temperature: float = 1.0
+    temperature: float = 0.5
     reward: str = "recall"
     duplicate_weight: float = 0.3
-    confidence_weight: float = 0.3
+    confidence_weight: float = 1.0
+    confidence_lr: float = 3e-3
     eval_every: int = 50
     eval_images: int = 128
     checkpoint_every: int = 50
@@ -108,7 +109,8 @@ class Run:
 
     def parallel(self, model):
         """The model wrapped for data parallelism when there are several ranks."""
-        return DistributedDataParallel(model) if self.world > 1 else model
+        # find_unused_parameters: MLE never touches the confidence head.
+        return DistributedDataParallel(model, find_unused_parameters=True) if self.world > 1 else model
 
     def mean_over_ranks(self, *values: float) -> list[float]:
         if self.world == 1:
@@ -252,7 +254,12 @@ def tune(run: Run, init: str, out_dir: str | None, resume: bool = False, log=Non
     """Stage 2: REINFORCE on the task reward from the MLE checkpoint; returns (model, history)."""
     log = log or MetricsLog(out_dir, run.is_main)
     model = run.parallel(load_model(init, run))
-    opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.tune_lr, weight_decay=0.0)
+    head = list(unwrap(model).confidence.parameters())
+    rest = [p for n, p in unwrap(model).named_parameters() if not n.startswith("confidence.")]
+    # The confidence head starts untrained (MLE has no confidence signal) and only reads
+    # detached features, so it can learn much faster than the policy may move.
+    opt = torch.optim.AdamW([{"params": rest, "lr": run.cfg.tune_lr},
+                             {"params": head, "lr": run.cfg.confidence_lr}], weight_decay=0.0)
     c = run.cfg
 
     def step_fn(rng, gen):
