@@ -43,13 +43,13 @@ class Config:
     batch_size: int = 32
     lr: float = 1e-3
     pretrain_steps: int = 2200
-    tune_steps: int = 400
-    tune_batch: int = 8
-    tune_lr: float = 3e-5
+    tune_steps: int = 260
+    tune_batch: int = 16
+    tune_lr: float = 4e-5
     samples: int = 8
     temperature: float = 0.5
     reward: str = "recall"
-    duplicate_weight: float = 0.3
+    duplicate_weight: float = 0.5
     confidence_weight: float = 1.0
     confidence_lr: float = 3e-3
     eval_every: int = 50
