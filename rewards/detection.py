@@ -334,6 +334,13 @@ def match_iou_batch(
 # ------------------------------------------------------------ padded arrays
 
 
+def _with_default_scores(preds):
+    """Rewards that ignore scores take padded predictions without them."""
+    if isinstance(preds, Mapping) and "scores" not in preds and "boxes" in preds:
+        return {**preds, "scores": np.zeros(np.shape(preds["boxes"])[:2])}
+    return preds
+
+
 def _pack_padded_pair(preds, gts, box_format):
     p = pack_padded_predictions(preds, box_format, "preds")
     g = pack_padded_ground_truth(gts, box_format, "gts")
@@ -383,8 +390,7 @@ def recall_reward_padded(
     normalize: bool = False,
 ) -> np.ndarray:
     """``recall_reward_batch`` on padded arrays (see ``map_reward_padded``; scores are optional)."""
-    if isinstance(preds, Mapping) and "scores" not in preds and "boxes" in preds:
-        preds = {**preds, "scores": np.zeros(np.shape(preds["boxes"])[:2])}
+    preds = _with_default_scores(preds)
     p, g = _pack_padded_pair(preds, gts, box_format)
     return _recall_packed(p, g, ("preds", "gts"), iou_thresholds, class_weights, duplicate_weight, normalize)
 
@@ -397,8 +403,7 @@ def match_iou_padded(
     iou_threshold: float = 0.5,
 ) -> np.ndarray:
     """``match_iou`` of every padded prediction: float64 (B, K), 0 where not valid."""
-    if isinstance(preds, Mapping) and "scores" not in preds and "boxes" in preds:
-        preds = {**preds, "scores": np.zeros(np.shape(preds["boxes"])[:2])}
+    preds = _with_default_scores(preds)
     p, g = _pack_padded_pair(preds, gts, box_format)
     flat, _ = _match_iou_packed(p, g, iou_threshold)
     valid = np.asarray(preds["valid"], bool)
