@@ -6,8 +6,6 @@ figure of interest is the difference of the two medians (the wrapper's cost).
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 

@@ -24,7 +24,6 @@ def coco_like_pairs(n_images: int, n_samples: int, seed: int = 0):
     for _ in range(n_images):
         _, gt = random_image(rng, n_gt=int(rng.integers(3, 12)), n_pred=0, n_classes=int(rng.integers(1, 5)), adversarial=False)
         for _ in range(n_samples):
-            pred, _ = random_image(rng, n_gt=0, n_pred=0, adversarial=False)
             # samples jitter the GT boxes plus a few spurious ones
             k = len(gt["labels"])
             idx = rng.integers(0, k, size=20)

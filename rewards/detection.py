@@ -34,7 +34,7 @@ from rewards._detection_inputs import (
     pack_padded_predictions,
     pack_predictions,
 )
-from rewards._inputs import as_float_array, check_batch_lengths, to_numpy
+from rewards._inputs import as_float_array, check_batch_lengths
 
 __all__ = [
     "COCO_IOU_THRESHOLDS",
