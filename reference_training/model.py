@@ -21,6 +21,7 @@ class ModelConfig:
     max_len: int = 50
     coord_offset: int = 0  # coordinate tokens: [coord_offset, coord_offset + n_bins)
     n_bins: int = 0
+    certainty_features: int = 0  # extra inputs of the confidence head besides the decoder state
 
 
 class Attention(nn.Module):
@@ -131,9 +132,11 @@ class Seq2Seq(nn.Module):
         self.decoder = nn.ModuleList(DecoderBlock(cfg.dim, cfg.heads) for _ in range(cfg.decoder_layers))
         self.decoder_norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size)
-        # Reads the decoder's state at a box's confidence slot: the logit of "high" vs "low"
-        # confidence. Trained (on detached features) by the IoU supervision of reward tuning.
-        self.confidence = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.GELU(), nn.Linear(cfg.dim, 1))
+        # Reads the decoder's state at a box's confidence slot (and how certain the decoder was
+        # of the box's tokens, see recipe.confidence_inputs): the logit of "high" vs "low"
+        # confidence. Trained (on detached inputs) by the IoU supervision of reward tuning.
+        self.confidence = nn.Sequential(nn.Linear(cfg.dim + cfg.certainty_features, cfg.dim), nn.GELU(),
+                                        nn.Linear(cfg.dim, 1))
         nn.init.zeros_(self.confidence[2].weight)  # untrained: p(high) = 0.5 for every box
         nn.init.zeros_(self.confidence[2].bias)
 
@@ -161,17 +164,18 @@ class Seq2Seq(nn.Module):
         x = self.decoder_norm(x)
         return (self.head(x), x) if hidden else self.head(x)
 
-    def forward(self, images: torch.Tensor, inputs: torch.Tensor, repeat: int = 1, confidence_at=None):
+    def forward(self, images: torch.Tensor, inputs: torch.Tensor, repeat: int = 1, confidence_inputs=None):
         """Teacher-forced logits (B * repeat, T, V); each image's memory serves ``repeat`` sequences.
 
-        With ``confidence_at`` (positions), also the confidence logits there (B * repeat, P),
-        read from detached decoder states. Training goes through here (not encode/decode)
-        so that a DistributedDataParallel wrapper sees the whole computation.
+        With ``confidence_inputs`` (a function of (logits, hidden states) returning the
+        confidence head's inputs (B * repeat, P, D + certainty_features)), also the confidence
+        logits (B * repeat, P). Training goes through here (not encode/decode) so that a
+        DistributedDataParallel wrapper sees the whole computation.
         """
         logits, x = self.decode(inputs, self.repeat_memory(self.encode(images), repeat), hidden=True)
-        if confidence_at is None:
+        if confidence_inputs is None:
             return logits
-        return logits, self.confidence(x[:, confidence_at].detach()).squeeze(-1)
+        return logits, self.confidence(confidence_inputs(logits, x)).squeeze(-1)
 
     @staticmethod
     def repeat_memory(memory_kv: list, n: int) -> list:

@@ -19,6 +19,10 @@ from reference_training.model import Seq2Seq, unwrap
 from rewards import detection
 
 
+# Per box, three numbers for each of its first five tokens (see Grammar.token_certainty).
+CERTAINTY_FEATURES = 3 * (TOKENS_PER_BOX - 1)
+
+
 class SequenceGrammar:
     """Which tokens each output position may hold (``allowed``, (L, V)) and where a sequence ends.
 
@@ -32,6 +36,10 @@ class SequenceGrammar:
         self.allowed = torch.ones(length, vocab_size, dtype=torch.bool)
         self.allowed[:, vocab_size - 1] = False  # BOS is input only
         self.is_confidence = torch.zeros(length, dtype=torch.bool)
+
+    @property
+    def scores_boxes(self) -> bool:
+        return bool(self.is_confidence.any())
 
     def is_end(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return tokens == PAD
@@ -83,6 +91,32 @@ class Grammar(SequenceGrammar):
     def scores_continuation(self, pos: int) -> bool:
         return pos % TOKENS_PER_BOX == 0 and pos < self.length - 1
 
+    def token_certainty(self, logp: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """How sure the decoder was of each token: untempered log-probs (..., V) -> (..., 3).
+
+        log p(token); for a coordinate, the spread of its distribution around the
+        token (mean absolute distance, in units of 4 bins); at a box start, log
+        p(not ending). A box whose coordinates the decoder hesitated over tends
+        to overlap its object poorly, which is what the confidence must rank.
+        """
+        slot = positions % TOKENS_PER_BOX
+        chosen = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).clamp(min=-20.0)
+        coords = logp[..., self.codec.coord_offset : self.codec.class_offset].exp()
+        distance = (torch.arange(self.codec.n_bins) - (tokens - self.codec.coord_offset).unsqueeze(-1)).abs()
+        spread = (coords * distance).sum(-1) / 4
+        not_end = torch.log1p(-logp[..., PAD].exp().clamp(max=1 - 1e-6))
+        zero = torch.zeros_like(chosen)
+        return torch.stack([chosen, torch.where(slot < 4, spread, zero), torch.where(slot == 0, not_end, zero)], -1)
+
+    def confidence_inputs(self, logits: torch.Tensor, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Confidence-head inputs of every box slot of teacher-forced sequences, detached:
+        (N, K, D + CERTAINTY_FEATURES) from logits (N, L, V), hidden states (N, L, D), tokens (N, L)."""
+        n, k = tokens.shape[0], (self.length - 1) // TOKENS_PER_BOX
+        certainty = self.token_certainty(self.log_probs(logits.detach()), tokens, torch.arange(tokens.shape[1]))
+        per_box = certainty[:, : k * TOKENS_PER_BOX].reshape(n, k, TOKENS_PER_BOX, 3)[:, :, :-1].flatten(2)
+        states = hidden[:, TOKENS_PER_BOX - 1 : k * TOKENS_PER_BOX : TOKENS_PER_BOX].detach()
+        return torch.cat([states, per_box], -1)
+
     def targets(self, scenes: Scenes) -> tuple[torch.Tensor, torch.Tensor]:
         """Target tokens (B, L) with the end PAD, and the loss mask (up to and including the end)."""
         tokens = self.codec.encode(scenes.boxes, scenes.labels, scenes.valid)
@@ -112,7 +146,8 @@ def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: in
     Returns tokens and, per position, the probability of the chosen token,
     except where ``grammar.scores_continuation(pos)`` (box starts): there it is
     the probability of not ending. Confidence slots always hold the
-    high-confidence token; their probability is the box's confidence.
+    high-confidence token; their probability is the box's confidence, read by the
+    confidence head from the decoder state and the certainty of the box's tokens.
     """
     model = unwrap(model)
     memory = model.repeat_memory(model.encode(images), samples)
@@ -122,6 +157,7 @@ def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: in
     done = torch.zeros(n, dtype=torch.bool)
     tokens = torch.zeros(n, grammar.length, dtype=torch.long)
     probs = torch.zeros(n, grammar.length)
+    certainty = torch.zeros(n, grammar.length, 3) if grammar.scores_boxes else None
     for pos in range(grammar.length):
         logits, hidden = model.decode(token, memory, caches, start=pos, hidden=True)
         logp = grammar.log_probs(logits, start=pos, temperature=temperature)[:, -1]
@@ -129,13 +165,17 @@ def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: in
             # Read, not sampled: the confidence is a score from the confidence head. Writing the
             # token MLE always saw keeps the rest of the sequence in distribution whatever it says.
             choice = torch.full((n,), grammar.codec.high_confidence, dtype=torch.long)
+            inputs = torch.cat([hidden[:, -1], certainty[:, pos - TOKENS_PER_BOX + 1 : pos].flatten(1)], -1)
             logp = torch.full_like(logp, float("-inf"))
-            logp[:, grammar.codec.high_confidence] = F.logsigmoid(model.confidence(hidden[:, -1]).squeeze(-1))
+            logp[:, grammar.codec.high_confidence] = F.logsigmoid(model.confidence(inputs).squeeze(-1))
         elif greedy:
             choice = logp.argmax(-1)
         else:
             choice = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
         choice = torch.where(done, torch.full_like(choice, PAD), choice)
+        if certainty is not None and not grammar.is_confidence[pos]:
+            untempered = logp if temperature == 1.0 else grammar.log_probs(logits, start=pos)[:, -1]
+            certainty[:, pos] = grammar.token_certainty(untempered, choice, torch.tensor(pos))
         tokens[:, pos] = choice
         probs[:, pos] = logp.gather(-1, choice[:, None]).squeeze(-1).exp()
         if grammar.scores_continuation(pos):
@@ -155,10 +195,9 @@ def policy_gradient_loss(model, grammar: SequenceGrammar, images: torch.Tensor, 
     Tokens after a sequence's end and confidence tokens (trained by their own
     supervision) are left out of log p(y).
     """
-    confidence_at = torch.nonzero(grammar.is_confidence).squeeze(-1)
-    out = model(images, teacher_inputs(tokens, unwrap(model).bos), samples,
-                confidence_at=confidence_at if confidence_at.numel() else None)
-    logits, confidence = out if confidence_at.numel() else (out, None)
+    inputs = (lambda logits, hidden: grammar.confidence_inputs(logits, hidden, tokens)) if grammar.scores_boxes else None
+    out = model(images, teacher_inputs(tokens, unwrap(model).bos), samples, confidence_inputs=inputs)
+    logits, confidence = out if grammar.scores_boxes else (out, None)
     mask = grammar.mask(tokens) & ~grammar.is_confidence[None]
     seq_logp = rt.sequence_logprob(grammar.log_probs(logits), tokens, mask)
     rewards = torch.from_numpy(np.asarray(rewards, np.float32)).view(-1, samples)

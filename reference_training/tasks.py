@@ -32,6 +32,7 @@ class DetectionTask:
         self.grammar = recipe.Grammar(self.codec, cfg.max_objects, self.vocab_size)
         self.class_weights = class_weights_from_counts(class_counts(train))
         self.coord_tokens = (self.codec.coord_offset, self.codec.n_bins)
+        self.certainty_features = recipe.CERTAINTY_FEATURES
         self.train, self.heldout = train, heldout
 
     def mle_targets(self, scenes: Scenes, rng: np.random.Generator):
@@ -66,6 +67,7 @@ class CaptionTask:
         self.vocab_size = self.codec.vocab_size
         self.grammar = recipe.SequenceGrammar(self.max_words, self.vocab_size)
         self.coord_tokens = (0, 0)
+        self.certainty_features = 0
         self.train = train.with_refs(self._refs(train))
         self.heldout = heldout.with_refs(self._refs(heldout))
         self.doc_freq = self._document_frequencies(out_dir)

@@ -42,8 +42,8 @@ class Config:
     decoder_layers: int = 3
     batch_size: int = 32
     lr: float = 1e-3
-    pretrain_steps: int = 2200
-    tune_steps: int = 260
+    pretrain_steps: int = 2000
+    tune_steps: int = 200
     tune_batch: int = 16
     tune_lr: float = 4e-5
     samples: int = 8
@@ -100,7 +100,7 @@ class Run:
         c = self.cfg
         return Seq2Seq(ModelConfig(c.image_size, c.patch_size, c.dim, c.heads, c.encoder_layers,
                                    c.decoder_layers, self.task.vocab_size, self.grammar.length,
-                                   *self.task.coord_tokens))
+                                   *self.task.coord_tokens, self.task.certainty_features))
 
 
     @property
