@@ -41,9 +41,18 @@ class Attention(nn.Module):
         return self.split(k), self.split(v)
 
     def forward(self, x, k, v, causal: bool = False):
+        """Queries x (B * n, T, D) over keys/values (B, H, S, D/H): each memory serves n adjacent sequences."""
         q = self.split(self.q(x))
+        b, h, t, dh = q.shape
+        n = b // k.shape[0]
+        if n > 1:
+            # The n sequences of one memory (samples of one image) share its keys: one attention
+            # over their stacked queries instead of n copies of the memory.
+            assert not causal, "stacked queries have no causal order"
+            q = q.view(-1, n, h, t, dh).transpose(1, 2).reshape(-1, h, n * t, dh)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        b, h, t, dh = y.shape
+        if n > 1:
+            y = y.view(-1, h, n, t, dh).transpose(1, 2).reshape(b, h, t, dh)
         return self.out(y.transpose(1, 2).reshape(b, t, h * dh))
 
 
@@ -75,10 +84,11 @@ class DecoderBlock(nn.Module):
         if cache is None:
             x = x + self.self_attn(h, k, v, causal=True)
         else:
-            if "k" in cache:
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
-            x = x + self.self_attn(h, k, v)  # one new position attends to all cached ones
+            # Preallocated buffers (see Seq2Seq.new_caches): concatenating copied the whole cache per token.
+            start, end = cache["length"], cache["length"] + k.shape[2]
+            cache["k"][:, :, start:end], cache["v"][:, :, start:end] = k, v
+            cache["length"] = end
+            x = x + self.self_attn(h, cache["k"][:, :, :end], cache["v"][:, :, :end])  # new positions attend to all cached ones
         x = x + self.cross_attn(self.norm2(x), *memory_kv)
         return x + self.mlp(self.norm3(x))
 
@@ -153,8 +163,17 @@ class Seq2Seq(nn.Module):
         memory = self.encoder_norm(x)
         return [block.cross_attn.keys_values(memory) for block in self.decoder]
 
+    def new_caches(self, batch: int) -> list[dict]:
+        """Empty key/value caches of every decoder layer for incremental decoding of ``batch`` sequences."""
+        c = self.cfg
+        shape = (batch, c.heads, c.max_len, c.dim // c.heads)
+        device = self.head.weight.device
+        return [{"k": torch.empty(shape, device=device), "v": torch.empty(shape, device=device), "length": 0}
+                for _ in self.decoder]
+
     def decode(self, tokens: torch.Tensor, memory_kv: list, caches=None, start: int = 0, hidden: bool = False):
-        """Logits (B, T, V) for input tokens (B, T) at positions start .. start + T - 1.
+        """Logits (B * n, T, V) for input tokens (B * n, T) at positions start .. start + T - 1,
+        over the memories of B images (each serves n adjacent sequences).
 
         With ``hidden=True`` also the final hidden states (B, T, D) the logits are read from.
         """
@@ -164,25 +183,18 @@ class Seq2Seq(nn.Module):
         x = self.decoder_norm(x)
         return (self.head(x), x) if hidden else self.head(x)
 
-    def forward(self, images: torch.Tensor, inputs: torch.Tensor, repeat: int = 1, confidence_inputs=None):
-        """Teacher-forced logits (B * repeat, T, V); each image's memory serves ``repeat`` sequences.
+    def forward(self, images: torch.Tensor, inputs: torch.Tensor, confidence_inputs=None):
+        """Teacher-forced logits (B * n, T, V) for B images and n adjacent input sequences (B * n, T) each.
 
         With ``confidence_inputs`` (a function of (logits, hidden states) returning the
-        confidence head's inputs (B * repeat, P, D + certainty_features)), also the confidence
-        logits (B * repeat, P). Training goes through here (not encode/decode) so that a
+        confidence head's inputs (B * n, P, D + certainty_features)), also the confidence
+        logits (B * n, P). Training goes through here (not encode/decode) so that a
         DistributedDataParallel wrapper sees the whole computation.
         """
-        logits, x = self.decode(inputs, self.repeat_memory(self.encode(images), repeat), hidden=True)
+        logits, x = self.decode(inputs, self.encode(images), hidden=True)
         if confidence_inputs is None:
             return logits
         return logits, self.confidence(confidence_inputs(logits, x)).squeeze(-1)
-
-    @staticmethod
-    def repeat_memory(memory_kv: list, n: int) -> list:
-        """Memory of B images -> B * n (each image repeated n times, adjacent)."""
-        if n == 1:
-            return memory_kv
-        return [(k.repeat_interleave(n, 0), v.repeat_interleave(n, 0)) for k, v in memory_kv]
 
 
 def unwrap(model: nn.Module) -> "Seq2Seq":

@@ -37,6 +37,11 @@ class SequenceGrammar:
         self.allowed[:, vocab_size - 1] = False  # BOS is input only
         self.is_confidence = torch.zeros(length, dtype=torch.bool)
 
+    def to(self, device: torch.device | str) -> "SequenceGrammar":
+        """Keeps the grammar's masks on the device of the logits they apply to."""
+        self.allowed, self.is_confidence = self.allowed.to(device), self.is_confidence.to(device)
+        return self
+
     @property
     def scores_boxes(self) -> bool:
         return bool(self.is_confidence.any())
@@ -53,14 +58,14 @@ class SequenceGrammar:
 
     def end_positions(self, tokens: torch.Tensor) -> torch.Tensor:
         """Index of each sequence's end token (the last position if it never ends)."""
-        positions = torch.arange(tokens.shape[1])
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
         ends = self.is_end(tokens, positions[None])
-        last = torch.full((tokens.shape[0],), tokens.shape[1] - 1)
+        last = torch.full((tokens.shape[0],), tokens.shape[1] - 1, device=tokens.device)
         return torch.where(ends.any(1), ends.float().argmax(1), last)
 
     def mask(self, tokens: torch.Tensor) -> torch.Tensor:
         """Positions up to and including the end token."""
-        return torch.arange(tokens.shape[1])[None] <= self.end_positions(tokens)[:, None]
+        return torch.arange(tokens.shape[1], device=tokens.device)[None] <= self.end_positions(tokens)[:, None]
 
 
 class Grammar(SequenceGrammar):
@@ -102,7 +107,7 @@ class Grammar(SequenceGrammar):
         slot = positions % TOKENS_PER_BOX
         chosen = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).clamp(min=-20.0)
         coords = logp[..., self.codec.coord_offset : self.codec.class_offset].exp()
-        distance = (torch.arange(self.codec.n_bins) - (tokens - self.codec.coord_offset).unsqueeze(-1)).abs()
+        distance = (torch.arange(self.codec.n_bins, device=logp.device) - (tokens - self.codec.coord_offset).unsqueeze(-1)).abs()
         spread = (coords * distance).sum(-1) / 4
         not_end = torch.log1p(-logp[..., PAD].exp().clamp(max=1 - 1e-6))
         zero = torch.zeros_like(chosen)
@@ -112,7 +117,8 @@ class Grammar(SequenceGrammar):
         """Confidence-head inputs of every box slot of teacher-forced sequences, detached:
         (N, K, D + CERTAINTY_FEATURES) from logits (N, L, V), hidden states (N, L, D), tokens (N, L)."""
         n, k = tokens.shape[0], (self.length - 1) // TOKENS_PER_BOX
-        certainty = self.token_certainty(self.log_probs(logits.detach()), tokens, torch.arange(tokens.shape[1]))
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        certainty = self.token_certainty(self.log_probs(logits.detach()), tokens, positions)
         per_box = certainty[:, : k * TOKENS_PER_BOX].reshape(n, k, TOKENS_PER_BOX, 3)[:, :, :-1].flatten(2)
         states = hidden[:, TOKENS_PER_BOX - 1 : k * TOKENS_PER_BOX : TOKENS_PER_BOX].detach()
         return torch.cat([states, per_box], -1)
@@ -126,6 +132,10 @@ class Grammar(SequenceGrammar):
         return torch.from_numpy(tokens), torch.from_numpy(mask)
 
 
+def model_device(model) -> torch.device:
+    return next(unwrap(model).parameters()).device
+
+
 def teacher_inputs(tokens: torch.Tensor, bos: int) -> torch.Tensor:
     return torch.cat([torch.full_like(tokens[:, :1], bos), tokens[:, :-1]], dim=1)
 
@@ -133,7 +143,9 @@ def teacher_inputs(tokens: torch.Tensor, bos: int) -> torch.Tensor:
 def mle_loss(model: Seq2Seq, grammar: SequenceGrammar, images: np.ndarray, targets: torch.Tensor,
              mask: torch.Tensor) -> torch.Tensor:
     """Teacher-forced cross-entropy over the target tokens up to and including the end token."""
-    logits = model(torch.from_numpy(images), teacher_inputs(targets, unwrap(model).bos))
+    device = model_device(model)
+    targets, mask = targets.to(device), mask.to(device)
+    logits = model(torch.from_numpy(images).to(device), teacher_inputs(targets, unwrap(model).bos))
     logp = grammar.log_probs(logits).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return -torch.where(mask, logp, torch.zeros_like(logp)).sum() / mask.sum()
 
@@ -149,22 +161,24 @@ def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: in
     high-confidence token; their probability is the box's confidence, read by the
     confidence head from the decoder state and the certainty of the box's tokens.
     """
-    model = unwrap(model)
-    memory = model.repeat_memory(model.encode(images), samples)
+    model, device = unwrap(model), model_device(model)
+    memory = model.encode(images.to(device))
     n = images.shape[0] * samples
-    caches = [dict() for _ in model.decoder]
-    token = torch.full((n, 1), model.bos, dtype=torch.long)
-    done = torch.zeros(n, dtype=torch.bool)
-    tokens = torch.zeros(n, grammar.length, dtype=torch.long)
-    probs = torch.zeros(n, grammar.length)
-    certainty = torch.zeros(n, grammar.length, 3) if grammar.scores_boxes else None
+    caches = model.new_caches(n)
+    token = torch.full((n, 1), model.bos, dtype=torch.long, device=device)
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    tokens = torch.zeros(n, grammar.length, dtype=torch.long, device=device)
+    probs = torch.zeros(n, grammar.length, device=device)
+    certainty = torch.zeros(n, grammar.length, 3, device=device) if grammar.scores_boxes else None
+    confidence_slots = grammar.is_confidence.tolist()
     for pos in range(grammar.length):
+        at = torch.tensor(pos, device=device)
         logits, hidden = model.decode(token, memory, caches, start=pos, hidden=True)
         logp = grammar.log_probs(logits, start=pos, temperature=temperature)[:, -1]
-        if grammar.is_confidence[pos]:
+        if confidence_slots[pos]:
             # Read, not sampled: the confidence is a score from the confidence head. Writing the
             # token MLE always saw keeps the rest of the sequence in distribution whatever it says.
-            choice = torch.full((n,), grammar.codec.high_confidence, dtype=torch.long)
+            choice = torch.full((n,), grammar.codec.high_confidence, dtype=torch.long, device=device)
             inputs = torch.cat([hidden[:, -1], certainty[:, pos - TOKENS_PER_BOX + 1 : pos].flatten(1)], -1)
             logp = torch.full_like(logp, float("-inf"))
             logp[:, grammar.codec.high_confidence] = F.logsigmoid(model.confidence(inputs).squeeze(-1))
@@ -173,14 +187,14 @@ def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: in
         else:
             choice = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
         choice = torch.where(done, torch.full_like(choice, PAD), choice)
-        if certainty is not None and not grammar.is_confidence[pos]:
+        if certainty is not None and not confidence_slots[pos]:
             untempered = logp if temperature == 1.0 else grammar.log_probs(logits, start=pos)[:, -1]
-            certainty[:, pos] = grammar.token_certainty(untempered, choice, torch.tensor(pos))
+            certainty[:, pos] = grammar.token_certainty(untempered, choice, at)
         tokens[:, pos] = choice
         probs[:, pos] = logp.gather(-1, choice[:, None]).squeeze(-1).exp()
         if grammar.scores_continuation(pos):
             probs[:, pos] = 1.0 - logp[:, PAD].exp()
-        done |= grammar.is_end(choice, torch.tensor(pos))
+        done |= grammar.is_end(choice, at)
         token = choice[:, None]
         if done.all():
             break
@@ -195,12 +209,14 @@ def policy_gradient_loss(model, grammar: SequenceGrammar, images: torch.Tensor, 
     Tokens after a sequence's end and confidence tokens (trained by their own
     supervision) are left out of log p(y).
     """
+    device = model_device(model)
+    images, tokens = images.to(device), tokens.to(device)
     inputs = (lambda logits, hidden: grammar.confidence_inputs(logits, hidden, tokens)) if grammar.scores_boxes else None
-    out = model(images, teacher_inputs(tokens, unwrap(model).bos), samples, confidence_inputs=inputs)
+    out = model(images, teacher_inputs(tokens, unwrap(model).bos), confidence_inputs=inputs)
     logits, confidence = out if grammar.scores_boxes else (out, None)
     mask = grammar.mask(tokens) & ~grammar.is_confidence[None]
     seq_logp = rt.sequence_logprob(grammar.log_probs(logits), tokens, mask)
-    rewards = torch.from_numpy(np.asarray(rewards, np.float32)).view(-1, samples)
+    rewards = torch.from_numpy(np.asarray(rewards, np.float32)).to(device).view(-1, samples)
     return rt.reinforce_loss(seq_logp.view(-1, samples), rewards), confidence
 
 
@@ -213,11 +229,11 @@ def box_scores(probs: torch.Tensor) -> np.ndarray:
     """
     k = probs.shape[1] // TOKENS_PER_BOX
     p = probs[:, : k * TOKENS_PER_BOX].view(-1, k, TOKENS_PER_BOX)
-    return (p[..., 0] * p[..., 4] * p[..., 5]).numpy()
+    return (p[..., 0] * p[..., 4] * p[..., 5]).cpu().numpy()
 
 
 def decode_predictions(tokens: torch.Tensor, probs: torch.Tensor, codec: BoxTokenizer) -> dict:
-    decoded = codec.decode(tokens.numpy())
+    decoded = codec.decode(tokens.cpu().numpy())
     decoded["scores"] = np.where(decoded["valid"], box_scores(probs), 0.0)
     return decoded
 
@@ -255,12 +271,13 @@ def reinforce_step(model, grammar, scenes: Scenes, *, samples: int, temperature:
 
     loss, confidence = policy_gradient_loss(model, grammar, images, tokens, rewards, samples)
     k = preds["valid"].shape[1]
-    in_sequence = torch.arange(k)[None] < (grammar.end_positions(tokens) // TOKENS_PER_BOX)[:, None]
+    in_sequence = torch.arange(k, device=tokens.device)[None] < (grammar.end_positions(tokens) // TOKENS_PER_BOX)[:, None]
     # The IoU supervision trains the confidence head on detached decoder states: pushing its
     # gradient through the shared decoder was measured to degrade the boxes of greedy
     # decoding within a few dozen steps. Logits over (pad, low, high); pad is ruled out.
     conf_logits = torch.stack([torch.full_like(confidence, -30.0), torch.zeros_like(confidence), confidence], -1)
-    per_box = rt.iou_confidence_loss(conf_logits, torch.from_numpy(match).float(), in_sequence, reduction="none")
+    iou = torch.from_numpy(match).float().to(tokens.device)
+    per_box = rt.iou_confidence_loss(conf_logits, iou, in_sequence, reduction="none")
     conf_loss = (per_box * in_sequence).sum() / in_sequence.sum().clamp(min=1)
     return loss + confidence_weight * conf_loss, float(rewards.mean())
 

@@ -99,7 +99,7 @@ class CaptionTask:
         model.eval()
         tokens, _ = recipe.generate(model, self.grammar, images, c.samples, c.temperature, generator=generator)
         model.train()
-        texts = self.codec.decode(tokens.numpy())
+        texts = self.codec.decode(tokens.cpu().numpy())
         refs = [r for r in scenes.refs for _ in range(c.samples)]  # same object per image: vectorised once
         rewards = captioning.cider_reward_batch(texts, refs, self.doc_freq)
         loss, _ = recipe.policy_gradient_loss(model, self.grammar, images, tokens, rewards, c.samples)
@@ -110,7 +110,7 @@ class CaptionTask:
         out = []
         for i in range(0, len(images), batch_size):
             tokens, _ = recipe.generate(model, self.grammar, torch.from_numpy(images[i : i + batch_size]), greedy=True)
-            out += self.codec.decode(tokens.numpy())
+            out += self.codec.decode(tokens.cpu().numpy())
         model.train()
         return out
 

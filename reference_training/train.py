@@ -7,6 +7,7 @@ of (seed, stage, step), so a run restarted from its last checkpoint with
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -42,8 +43,8 @@ class Config:
     decoder_layers: int = 3
     batch_size: int = 32
     lr: float = 1e-3
-    pretrain_steps: int = 2000
-    tune_steps: int = 200
+    pretrain_steps: int = 2200
+    tune_steps: int = 280
     tune_batch: int = 16
     tune_lr: float = 4e-5
     samples: int = 8
@@ -56,6 +57,7 @@ class Config:
     eval_images: int = 128
     checkpoint_every: int = 50
     threads: int = 0
+    device: str = "auto"  # "auto": cuda when available, else cpu
 
 
 PRESETS = {
@@ -68,11 +70,23 @@ PRESETS = {
 }
 
 
-def init_distributed() -> tuple[int, int]:
-    """(rank, world size); joins the process group when launched by torchrun (gloo on CPU)."""
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; under torchrun each rank takes its local GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun (nccl on GPU, gloo on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
@@ -85,22 +99,24 @@ class Run:
 
     def __init__(self, cfg: Config, out_dir: str | None = None):
         self.cfg = cfg
-        self.rank, self.world = init_distributed()
+        self.device = resolve_device(cfg.device)
+        self.rank, self.world = init_distributed(self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         train, heldout = make_splits(cfg.n_train, cfg.n_heldout, cfg.seed, cfg.image_size, cfg.max_objects)
         self.task = TASKS[cfg.task](cfg, train, heldout, out_dir if self.is_main else None)
         self.train, self.heldout = self.task.train, self.task.heldout
-        self.grammar = self.task.grammar
+        self.grammar = self.task.grammar.to(self.device)
         self.codec = self.task.codec
         self.eval_subset = self.heldout.subset(np.arange(min(cfg.eval_images, len(self.heldout))))
 
     def new_model(self) -> Seq2Seq:
         torch.manual_seed(self.cfg.seed)
         c = self.cfg
-        return Seq2Seq(ModelConfig(c.image_size, c.patch_size, c.dim, c.heads, c.encoder_layers,
-                                   c.decoder_layers, self.task.vocab_size, self.grammar.length,
-                                   *self.task.coord_tokens, self.task.certainty_features))
+        model = Seq2Seq(ModelConfig(c.image_size, c.patch_size, c.dim, c.heads, c.encoder_layers,
+                                    c.decoder_layers, self.task.vocab_size, self.grammar.length,
+                                    *self.task.coord_tokens, self.task.certainty_features))
+        return model.to(self.device)
 
 
     @property
@@ -110,12 +126,15 @@ class Run:
     def parallel(self, model):
         """The model wrapped for data parallelism when there are several ranks."""
         # find_unused_parameters: MLE never touches the confidence head.
-        return DistributedDataParallel(model, find_unused_parameters=True) if self.world > 1 else model
+        if self.world == 1:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
     def mean_over_ranks(self, *values: float) -> list[float]:
         if self.world == 1:
             return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)  # nccl reduces GPU tensors only
         dist.all_reduce(t)
         return (t / self.world).tolist()
 
@@ -127,14 +146,14 @@ class Run:
         """Rank 0's decision, on every rank (keeps time-based loops in step)."""
         if self.world == 1:
             return flag
-        t = torch.tensor([int(flag)])
+        t = torch.tensor([int(flag)], device=self.device)
         dist.broadcast(t, 0)
         return bool(t.item())
 
     def step_rng(self, stage: str, step: int) -> tuple[np.random.Generator, torch.Generator]:
         key = [self.cfg.seed, STAGES[stage], step, self.rank]
         seed = int(np.random.SeedSequence(key).generate_state(1)[0])
-        return np.random.default_rng(key), torch.Generator().manual_seed(seed)
+        return np.random.default_rng(key), torch.Generator(self.device).manual_seed(seed)
 
     def batch(self, rng: np.random.Generator, size: int):
         return shuffle_objects(self.train.subset(rng.integers(0, len(self.train), size)), rng)
@@ -159,8 +178,15 @@ def save_checkpoint(path: str, model, optimizer, step: int, stage: str, cfg: Con
 
 def load_model(path: str, run: Run) -> Seq2Seq:
     model = run.new_model()
-    model.load_state_dict(torch.load(path, weights_only=False)["model"])
+    model.load_state_dict(torch.load(path, map_location=run.device, weights_only=False)["model"])
     return model
+
+
+def with_confidence_of(model: Seq2Seq, donor: Seq2Seq) -> Seq2Seq:
+    """A copy of ``model`` whose confidence head is ``donor``'s (ablations of the tuning gain)."""
+    out = copy.deepcopy(unwrap(model))
+    out.confidence.load_state_dict(unwrap(donor).confidence.state_dict())
+    return out
 
 
 class MetricsLog:
@@ -185,7 +211,7 @@ def _loop(run: Run, stage: str, model, optimizer, step_fn, n_steps: int, state_p
     """
     start, history = first_step, {"step": [], "headline": [], "reward": []}
     if resume and state_path and os.path.exists(state_path):
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, map_location=run.device, weights_only=False)
         getattr(model, "module", model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = state["step"], state["history"]
@@ -279,7 +305,7 @@ def continue_mle(run: Run, init: str, seconds: float, out_dir: str | None, log=N
     log = log or MetricsLog(out_dir, run.is_main)
     model = run.parallel(load_model(init, run))
     opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.lr, weight_decay=0.01)
-    opt.load_state_dict(torch.load(init, weights_only=False)["optimizer"])
+    opt.load_state_dict(torch.load(init, map_location=run.device, weights_only=False)["optimizer"])
 
     def step_fn(rng, gen):
         return run.mle_loss(model, rng), 0.0

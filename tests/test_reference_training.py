@@ -41,6 +41,66 @@ def test_sampled_sequences_are_always_well_formed():
     assert ((probs > 0) | ~run.grammar.mask(tokens)).all()
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_confidence_while_decoding_equals_the_teacher_forced_confidence(temperature):
+    """The head is trained on teacher-forced inputs and read while decoding: both must agree."""
+    run = train.Run(train.PRESETS["smoke"])
+    model = run.new_model().eval()
+    torch.nn.init.normal_(model.confidence[2].weight)  # untrained heads say 0.5 everywhere
+    images = torch.from_numpy(run.train.images[:8])
+    tokens, probs = recipe.generate(model, run.grammar, images, samples=3, temperature=temperature,
+                                    generator=torch.Generator().manual_seed(1))
+    inputs = lambda logits, hidden: run.grammar.confidence_inputs(logits, hidden, tokens)  # noqa: E731
+    with torch.no_grad():
+        _, confidence = model(images, recipe.teacher_inputs(tokens, model.bos), confidence_inputs=inputs)
+    n_boxes = run.grammar.end_positions(tokens) // 6
+    in_sequence = torch.arange(confidence.shape[1])[None] < n_boxes[:, None]
+    assert in_sequence.any()
+    decoded = probs[:, 5 : 6 * confidence.shape[1] : 6]
+    torch.testing.assert_close(decoded[in_sequence], torch.sigmoid(confidence)[in_sequence], rtol=1e-4, atol=1e-5)
+    assert decoded[in_sequence].std() > 0.01  # the features vary between boxes
+
+
+def test_samples_of_one_image_share_its_memory_exactly():
+    run = train.Run(train.PRESETS["smoke"])
+    model = run.new_model().eval()
+    images = torch.from_numpy(run.train.images[:4])
+    tokens = torch.randint(1, run.task.vocab_size - 1, (12, 10))
+    with torch.no_grad():
+        memory = model.encode(images)
+        stacked = model.decode(tokens, memory)  # 3 sequences per image
+        repeated = model.decode(tokens, [(k.repeat_interleave(3, 0), v.repeat_interleave(3, 0)) for k, v in memory])
+    torch.testing.assert_close(stacked, repeated, rtol=1e-5, atol=1e-5)
+
+
+def test_token_certainty_reads_the_spread_of_coordinate_distributions():
+    grammar = train.Run(train.PRESETS["smoke"]).grammar
+    codec, v = grammar.codec, grammar.allowed.shape[1]
+    sharp, flat = torch.full((v,), -50.0), torch.zeros(v)
+    sharp[codec.coord_offset + 5] = 0.0
+    flat[: codec.coord_offset] = flat[codec.class_offset :] = -50.0
+    logp = torch.log_softmax(torch.stack([sharp, flat]), -1)
+    token = torch.tensor([codec.coord_offset + 5] * 2)
+    out = grammar.token_certainty(logp, token, torch.tensor([1, 1]))
+    assert out[0, 1] == pytest.approx(0.0, abs=1e-6) and out[1, 1] > 1.0  # spread: sharp vs flat
+    assert out[0, 0] == pytest.approx(0.0, abs=1e-6) and out[1, 0] == pytest.approx(-np.log(codec.n_bins), abs=1e-4)
+    assert (out[:, 2] == 0).all()  # not a box start
+    start = grammar.token_certainty(logp, token, torch.tensor([0, 0]))
+    assert start[0, 2] == pytest.approx(0.0, abs=1e-5)  # log p(not ending): PAD is impossible here
+
+
+def test_with_confidence_of_swaps_only_the_head_of_a_copy():
+    run = train.Run(train.PRESETS["smoke"])
+    model, donor = run.new_model(), run.new_model()
+    torch.nn.init.normal_(donor.confidence[2].weight)
+    torch.nn.init.normal_(donor.head.weight)
+    mixed = train.with_confidence_of(model, donor)
+    for name, p in mixed.state_dict().items():
+        expected = (donor if name.startswith("confidence.") else model).state_dict()[name]
+        torch.testing.assert_close(p, expected, rtol=0, atol=0)
+    assert (model.confidence[2].weight == 0).all()  # the original keeps its own head
+
+
 def _read(path):
     return [json.loads(line) for line in open(path)]
 
@@ -66,6 +126,10 @@ def test_smoke_demo_writes_summary_metrics_checkpoints_and_plots(tmp_path, capsy
         assert os.path.getsize(os.path.join(out, name)) > 0
     if task == "captioning":
         assert os.path.exists(os.path.join(out, "doc_freq_train.npz"))  # computed once, cached
+        assert summary["ablations"] == {}
+    else:
+        assert set(summary["ablations"]) == {"mle_boxes_tuned_confidence_map", "tuned_boxes_untrained_confidence_map"}
+        assert all(0 <= v <= 1 for v in summary["ablations"].values())
     assert f"held-out {head} gain" in capsys.readouterr().out
 
 
