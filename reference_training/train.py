@@ -44,7 +44,7 @@ class Config:
     batch_size: int = 32
     lr: float = 1e-3
     pretrain_steps: int = 2200
-    tune_steps: int = 280
+    tune_steps: int = 160
     tune_batch: int = 16
     tune_lr: float = 4e-5
     samples: int = 8
@@ -53,9 +53,9 @@ class Config:
     duplicate_weight: float = 0.5
     confidence_weight: float = 1.0
     confidence_lr: float = 3e-3
-    eval_every: int = 50
+    eval_every: int = 40
     eval_images: int = 128
-    checkpoint_every: int = 50
+    checkpoint_every: int = 40
     threads: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
 
