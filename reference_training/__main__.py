@@ -65,7 +65,7 @@ def demo(args) -> dict:
     os.makedirs(args.out, exist_ok=True)
     run = train.Run(cfg, args.out)
     task = run.task
-    log = train.MetricsLog(args.out, run.is_main)
+    log = train.MetricsLog(args.out, run.is_main, fresh=not args.resume)
     seconds = {}
     t0 = time.perf_counter()
     mle_path = os.path.join(args.out, "mle.pt")

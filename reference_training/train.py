@@ -190,10 +190,12 @@ def with_confidence_of(model: Seq2Seq, donor: Seq2Seq) -> Seq2Seq:
 
 
 class MetricsLog:
-    """metrics.jsonl: one JSON object per line, written by rank 0 only."""
+    """metrics.jsonl: one JSON object per line, written by rank 0 only (``fresh``: start a new file)."""
 
-    def __init__(self, out_dir: str | None, main: bool = True):
+    def __init__(self, out_dir: str | None, main: bool = True, fresh: bool = False):
         self.path = os.path.join(out_dir, "metrics.jsonl") if out_dir and main else None
+        if fresh and self.path and os.path.exists(self.path):
+            os.remove(self.path)  # a rerun of the demo into the same directory must not mix two runs
 
     def write(self, **record) -> None:
         if self.path:

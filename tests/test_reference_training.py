@@ -131,6 +131,10 @@ def test_smoke_demo_writes_summary_metrics_checkpoints_and_plots(tmp_path, capsy
         assert set(summary["ablations"]) == {"mle_boxes_tuned_confidence_map", "tuned_boxes_untrained_confidence_map"}
         assert all(0 <= v <= 1 for v in summary["ablations"].values())
     assert f"held-out {head} gain" in capsys.readouterr().out
+    if task == "detection":  # a second run into the same directory starts a new metrics file
+        assert cli.main(["demo", "--preset", "smoke", "--task", task, "--out", out, "--tune-steps", "3"]) == 0
+        records = _read(os.path.join(out, "metrics.jsonl"))
+        assert [r["step"] for r in records if r["stage"] == "tune"] == [1, 2, 3]
 
 
 def _params(path):
