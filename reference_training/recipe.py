@@ -113,15 +113,21 @@ class Grammar(SequenceGrammar):
         zero = torch.zeros_like(chosen)
         return torch.stack([chosen, torch.where(slot < 4, spread, zero), torch.where(slot == 0, not_end, zero)], -1)
 
+    @staticmethod
+    def head_inputs(states: torch.Tensor, certainty: torch.Tensor) -> torch.Tensor:
+        """The confidence head's input: the decoder state (..., D) at a box's confidence slot
+        followed by the certainty (..., TOKENS_PER_BOX - 1, 3) of the box's other tokens."""
+        return torch.cat([states, certainty.flatten(-2)], -1)
+
     def confidence_inputs(self, logits: torch.Tensor, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Confidence-head inputs of every box slot of teacher-forced sequences, detached:
         (N, K, D + CERTAINTY_FEATURES) from logits (N, L, V), hidden states (N, L, D), tokens (N, L)."""
         n, k = tokens.shape[0], (self.length - 1) // TOKENS_PER_BOX
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         certainty = self.token_certainty(self.log_probs(logits.detach()), tokens, positions)
-        per_box = certainty[:, : k * TOKENS_PER_BOX].reshape(n, k, TOKENS_PER_BOX, 3)[:, :, :-1].flatten(2)
+        per_box = certainty[:, : k * TOKENS_PER_BOX].reshape(n, k, TOKENS_PER_BOX, 3)[:, :, :-1]
         states = hidden[:, TOKENS_PER_BOX - 1 : k * TOKENS_PER_BOX : TOKENS_PER_BOX].detach()
-        return torch.cat([states, per_box], -1)
+        return self.head_inputs(states, per_box)
 
     def targets(self, scenes: Scenes) -> tuple[torch.Tensor, torch.Tensor]:
         """Target tokens (B, L) with the end PAD, and the loss mask (up to and including the end)."""
@@ -179,7 +185,7 @@ def generate(model: Seq2Seq, grammar: Grammar, images: torch.Tensor, samples: in
             # Read, not sampled: the confidence is a score from the confidence head. Writing the
             # token MLE always saw keeps the rest of the sequence in distribution whatever it says.
             choice = torch.full((n,), grammar.codec.high_confidence, dtype=torch.long, device=device)
-            inputs = torch.cat([hidden[:, -1], certainty[:, pos - TOKENS_PER_BOX + 1 : pos].flatten(1)], -1)
+            inputs = grammar.head_inputs(hidden[:, -1], certainty[:, pos - TOKENS_PER_BOX + 1 : pos])
             logp = torch.full_like(logp, float("-inf"))
             logp[:, grammar.codec.high_confidence] = F.logsigmoid(model.confidence(inputs).squeeze(-1))
         elif greedy:

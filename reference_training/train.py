@@ -118,7 +118,6 @@ class Run:
                                     *self.task.coord_tokens, self.task.certainty_features))
         return model.to(self.device)
 
-
     @property
     def is_main(self) -> bool:
         return self.rank == 0
@@ -171,7 +170,7 @@ def save_checkpoint(path: str, model, optimizer, step: int, stage: str, cfg: Con
     if dist.is_initialized() and dist.get_rank() != 0:
         return
     tmp = path + ".tmp"
-    torch.save({"model": getattr(model, "module", model).state_dict(), "optimizer": optimizer.state_dict(), "step": step, "stage": stage,
+    torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), "step": step, "stage": stage,
                 "config": asdict(cfg), **(extra or {})}, tmp)
     os.replace(tmp, path)  # never leave a half-written checkpoint behind a kill
 
@@ -214,7 +213,7 @@ def _loop(run: Run, stage: str, model, optimizer, step_fn, n_steps: int, state_p
     start, history = first_step, {"step": [], "headline": [], "reward": []}
     if resume and state_path and os.path.exists(state_path):
         state = torch.load(state_path, map_location=run.device, weights_only=False)
-        getattr(model, "module", model).load_state_dict(state["model"])
+        unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = state["step"], state["history"]
     t0 = time.perf_counter()
