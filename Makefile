@@ -4,8 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # torch is pinned here (not in pyproject) to the CPU wheel this machine carries: any other spec pulls a CUDA build.
 TORCH_PIN := torch==2.13.0
+# TRL and transformers versions the suite is tested with (transformers 4.57 also satisfies AdapterHub's
+# `adapters`, which the install-collision test puts beside ours).
+TRL_PIN := trl==1.16.0 transformers==4.57.6
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +19,19 @@ $(VENV)/.installed-train: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install -q "$(TORCH_PIN)" -e ".[torch,jax,train,test,bench]"
-	touch $@
+	$(PY) -m pip install -q "$(TORCH_PIN)" $(TRL_PIN) -e ".[torch,jax,train,trl,test,bench]"
+	touch $@ $(VENV)/.installed-train
 
 demo: $(VENV)/.installed-train
 	$(PY) -m reference_training demo --out runs/demo
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q tests
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed-test
 	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=mean,median,rounds

@@ -1,8 +1,8 @@
 """Thin framework adapters for task-rewards.
 
-``adapters.torch`` and ``adapters.jax`` hold the REINFORCE estimator
+``rewards.adapters.torch`` and ``rewards.adapters.jax`` hold the REINFORCE estimator
 (leave-one-out baseline, masked sequence log-prob, IoU confidence loss) and
 ``wrap_reward``, which runs a numpy reward on tensors or inside ``jax.jit``.
-``adapters.box_tokens`` is the framework-free box token codec of the paper.
+``rewards.adapters.box_tokens`` is the framework-free box token codec of the paper.
 Import the framework module you use; this package imports neither.
 """

@@ -1,6 +1,6 @@
 """Framework-free pieces of the adapters: argument checks and the host call of a numpy reward.
 
-Both ``adapters.torch`` and ``adapters.jax`` validate with these functions
+Both ``rewards.adapters.torch`` and ``rewards.adapters.jax`` validate with these functions
 (they only read ``.shape``/``.dtype``) and run rewards through ``call_host``,
 so the two frameworks accept and reject exactly the same inputs.
 """

@@ -1,10 +1,10 @@
 """JAX adapters: the REINFORCE estimator and numpy rewards inside ``jax.jit``.
 
-Same names and semantics as ``adapters.torch``.
+Same names and semantics as ``rewards.adapters.torch``.
 
 Example (one REINFORCE gradient, N = 4 samples for each of B = 2 inputs):
     >>> import jax, jax.numpy as jnp
-    >>> from adapters import jax as rj
+    >>> from rewards.adapters import jax as rj
     >>> tokens = jnp.zeros((2, 4, 5), jnp.int32); mask = jnp.ones((2, 4, 5), bool)
     >>> rewards = jnp.array([[1.0, 0.0, 0.5, 0.5], [0.2, 0.2, 0.2, 0.8]])
     >>> loss = lambda logits: rj.reinforce_loss(rj.sequence_logprob(logits, tokens, mask), rewards)
@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adapters._shared import (
+from rewards.adapters._shared import (
     batch_shape,
     call_host,
     check_confidence_args,
@@ -76,7 +76,7 @@ def reinforce_loss(
 ) -> jax.Array:
     """REINFORCE loss -(r - b) * log p(y), the advantage under ``stop_gradient``.
 
-    See ``adapters.torch.reinforce_loss``: same baselines ("loo", "mean",
+    See ``rewards.adapters.torch.reinforce_loss``: same baselines ("loo", "mean",
     "none" or an array) and reductions ("mean", "sum", "none").
     """
     kind = check_reinforce_args(seq_logprob, rewards, baseline, reduction)
@@ -99,7 +99,7 @@ def iou_confidence_loss(
 ) -> jax.Array:
     """Soft cross-entropy of each box's confidence token towards (pad, 1 - IoU, IoU).
 
-    See ``adapters.torch.iou_confidence_loss``.
+    See ``rewards.adapters.torch.iou_confidence_loss``.
     """
     check_confidence_args(conf_logits, match_iou, valid)
     logp = jax.nn.log_softmax(conf_logits.astype(jnp.float32), axis=-1)[..., :3]

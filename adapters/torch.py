@@ -2,7 +2,7 @@
 
 Example (one REINFORCE step, N = 4 samples for each of B = 2 inputs):
     >>> import torch
-    >>> from adapters import torch as rt
+    >>> from rewards.adapters import torch as rt
     >>> logits = torch.randn(2, 4, 5, 10, requires_grad=True)       # (B, N, T, V)
     >>> tokens = torch.randint(0, 10, (2, 4, 5))
     >>> mask = torch.ones(2, 4, 5, dtype=torch.bool)
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adapters._shared import (
+from rewards.adapters._shared import (
     batch_shape,
     call_host,
     check_confidence_args,

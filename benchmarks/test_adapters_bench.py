@@ -33,7 +33,7 @@ def test_direct_numpy(benchmark, recorder):
 
 def test_wrap_reward_torch(benchmark, recorder):
     torch = pytest.importorskip("torch")
-    from adapters import torch as rt
+    from rewards.adapters import torch as rt
 
     wrapped = rt.wrap_reward(reward, batch_dims=2)
     args = [torch.as_tensor(a.reshape(B, N, *a.shape[1:])) for a in (PRED_BOXES, LABELS, VALID)]
@@ -44,7 +44,7 @@ def test_wrap_reward_torch(benchmark, recorder):
 
 def test_wrap_reward_jax_jit(benchmark, recorder):
     jax = pytest.importorskip("jax")
-    from adapters import jax as rj
+    from rewards.adapters import jax as rj
 
     wrapped = jax.jit(rj.wrap_reward(reward, batch_dims=2))
     args = [jax.numpy.asarray(a.reshape(B, N, *a.shape[1:])) for a in (PRED_BOXES, LABELS, VALID)]

@@ -1,6 +1,6 @@
 """The recipe: token grammars, MLE step, sampling, REINFORCE steps, greedy evaluation.
 
-Everything here uses the public APIs of ``rewards`` and ``adapters`` only.
+Everything here uses the public APIs of ``rewards`` and ``rewards.adapters`` only.
 The sequence machinery (grammar-masked log-probs, KV-cache sampling, the
 policy-gradient loss) serves both tasks; detection adds the box reward and
 the IoU supervision of the confidence tokens.
@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adapters import torch as rt
-from adapters.box_tokens import PAD, TOKENS_PER_BOX, BoxTokenizer
+from rewards.adapters import torch as rt
+from rewards.adapters.box_tokens import PAD, TOKENS_PER_BOX, BoxTokenizer
 from reference_training.data import Scenes
 from reference_training.model import Seq2Seq, unwrap
 from rewards import detection

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import torch
 
-from adapters.box_tokens import BoxTokenizer
+from rewards.adapters.box_tokens import BoxTokenizer
 from reference_training import captions, recipe
 from reference_training.data import CLASS_NAMES, Scenes, class_counts
 from rewards import captioning

@@ -7,8 +7,9 @@ intersection arithmetic on the same xywh numbers.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from rewards._numba import kernel
 
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh", "yxyx")
 
@@ -35,7 +36,7 @@ def to_xywh_inplace(boxes: np.ndarray, box_format: str) -> np.ndarray:
     return boxes
 
 
-@numba.njit(cache=True, inline="always")
+@kernel(inline=True)
 def box_iou(dets: np.ndarray, d: int, gts: np.ndarray, g: int, crowd: bool) -> float:
     """IoU of xywh boxes ``dets[d]`` and ``gts[g]``; against a crowd box the union is the det's own area.
 

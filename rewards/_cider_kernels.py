@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from rewards._numba import kernel
 from numba import prange
 
 MAX_N = 4
 
 
-@numba.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _n_ngrams(offsets, caption):
     total = 0
     for n in range(MAX_N):
@@ -24,7 +25,7 @@ def _n_ngrams(offsets, caption):
     return total
 
 
-@numba.njit(cache=True)
+@kernel
 def _vectorize(ngrams, offsets, caption, df, df_start, df_size, log_n_images, keys, values, starts, norms):
     """tf-idf vector of one caption: per order n, sorted unique ids in keys[starts[n]:starts[n+1]].
 
@@ -54,7 +55,7 @@ def _vectorize(ngrams, offsets, caption, df, df_start, df_size, log_n_images, ke
     return offsets[1, caption + 1] - offsets[1, caption]
 
 
-@numba.njit(cache=True)
+@kernel
 def _clipped_dot(keys_h, values_h, keys_r, values_r):
     """sum over the hypothesis' n-grams of min(h, r) * r (r = 0 where absent)."""
     total = 0.0
@@ -72,7 +73,7 @@ def _clipped_dot(keys_h, values_h, keys_r, values_r):
     return total
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel
 def cider_groups(
     ngrams, offsets, group_refs, group_cands, df, df_start, df_size, log_n_images, sigma, out
 ):

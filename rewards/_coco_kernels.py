@@ -7,8 +7,9 @@ accumulates it over all images of a category.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from rewards._numba import kernel
 from numba import prange
 
 from rewards._boxes import box_iou
@@ -23,7 +24,7 @@ _PRECISION_EPS = np.spacing(1.0)
 _INSERTION_SORT_MAX = 64
 
 
-@numba.njit(cache=True)
+@kernel
 def _stable_order(major, minor):
     """Indices sorting by (major, minor) ascending, ties in input order.
 
@@ -47,19 +48,19 @@ def _stable_order(major, minor):
     return order
 
 
-@numba.njit(cache=True)
+@kernel
 def order_detections(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Indices grouped by label (ascending), each group by score descending, ties in input order."""
     return _stable_order(labels, -scores)
 
 
-@numba.njit(cache=True)
+@kernel
 def order_ground_truth(labels: np.ndarray, ignore: np.ndarray) -> np.ndarray:
     """Indices grouped by label (ascending), non-ignored first in each group, ties in input order."""
     return _stable_order(labels, ignore.astype(np.int8))
 
 
-@numba.njit(cache=True)
+@kernel
 def _match(ious, gt_ignore, gt_crowd, det_out_of_area, threshold, gt_taken, status):
     """Greedy COCO matching of detections (rows, score order) at one IoU threshold."""
     nd, ng = ious.shape
@@ -84,7 +85,7 @@ def _match(ious, gt_ignore, gt_crowd, det_out_of_area, threshold, gt_taken, stat
             gt_taken[m] = True
 
 
-@numba.njit(cache=True)
+@kernel
 def evaluate_image(
     boxes, scores, labels, gt_boxes, gt_labels, gt_crowd, gt_area,
     thresholds, area_lo, area_hi, max_det, det_order, status, rank,
@@ -149,7 +150,7 @@ def evaluate_image(
             j = j_end
 
 
-@numba.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _count_at_most(table, x):
     """Number of entries of the sorted ``table`` that are <= x (a guess for uniform tables, then exact)."""
     n = table.size
@@ -161,7 +162,7 @@ def _count_at_most(table, x):
     return j
 
 
-@numba.njit(cache=True)
+@kernel
 def average_precision(status, n_positive, recall_thresholds, rc, pr):
     """COCO's interpolated AP (101 recall points) of detections in score order.
 
@@ -199,7 +200,7 @@ def average_precision(status, n_positive, recall_thresholds, rc, pr):
     return total / recall_thresholds.size
 
 
-@numba.njit(cache=True)
+@kernel
 def image_map(
     boxes, scores, labels, gt_boxes, gt_labels, gt_crowd, gt_area,
     thresholds, recall_thresholds, max_det, area_lo, area_hi, penalize_absent,
@@ -253,7 +254,7 @@ def image_map(
     return total / n_scored
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel
 def map_batch(
     boxes, scores, labels, offsets, gt_boxes, gt_labels, gt_crowd, gt_area, gt_offsets,
     thresholds, recall_thresholds, max_det, area_lo, area_hi, penalize_absent, out,
@@ -268,7 +269,7 @@ def map_batch(
         )
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel
 def evaluate_dataset_images(
     boxes, scores, labels, offsets, gt_boxes, gt_labels, gt_crowd, gt_area, gt_offsets,
     thresholds, area_lo, area_hi, max_det, status, rank,
@@ -287,7 +288,7 @@ def evaluate_dataset_images(
         status[:, :, p0:p1] = local_status
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel
 def accumulate_dataset(
     order, category_starts, rank, status, n_positive, max_dets, recall_thresholds,
     precision_out, recall_out,

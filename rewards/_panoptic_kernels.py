@@ -8,8 +8,9 @@ No per-pixel sort (np.unique) and one write per run.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from rewards._numba import kernel
 from numba import prange
 
 # Error codes returned to Python, which raises the ValueError.
@@ -22,7 +23,7 @@ _INT32_MIN = -(2**31)
 _INT32_MAX = 2**31 - 1
 
 
-@numba.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _hash_slot(keys, key):
     mask = keys.size - 1
     i = ((key * -7046029254386353131) >> 17) & mask  # Fibonacci hashing
@@ -31,7 +32,7 @@ def _hash_slot(keys, key):
     return i
 
 
-@numba.njit(cache=True)
+@kernel
 def _grown(keys, vals):
     new_keys = np.full(keys.size * 2, _EMPTY, np.int64)
     new_vals = np.zeros(keys.size * 2, np.int64)
@@ -43,12 +44,12 @@ def _grown(keys, vals):
     return new_keys, new_vals
 
 
-@numba.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _segment_key(category, instance, is_crowd):
     return ((category * 2 + is_crowd) << 32) | (instance & 0xFFFFFFFF)
 
 
-@numba.njit(cache=True)
+@kernel
 def _runs(pred, gt, crowd, category_index, is_thing, run_gkey, run_pkey, run_len):
     """Run-length encodes the pixels' (gt segment key, pred segment key) pairs.
 
@@ -99,7 +100,7 @@ def _runs(pred, gt, crowd, category_index, is_thing, run_gkey, run_pkey, run_len
     return OK, 0, n_runs
 
 
-@numba.njit(cache=True)
+@kernel
 def _segment_ids(run_keys, n_runs):
     """Dense segment index per run (0 = VOID) and each segment's key."""
     tab_k = np.full(64, _EMPTY, np.int64)
@@ -125,7 +126,7 @@ def _segment_ids(run_keys, n_runs):
     return seg, keys[:n]
 
 
-@numba.njit(cache=True)
+@kernel
 def _pixel_pair_counts(pred, gt, crowd, category_index, is_thing):
     """Segments of gt and pred and their pixel-pair counts.
 
@@ -150,7 +151,7 @@ def _pixel_pair_counts(pred, gt, crowd, category_index, is_thing):
     return OK, 0, gt_keys, pred_keys, inter
 
 
-@numba.njit(cache=True)
+@kernel
 def image_pq(pred, gt, crowd, category_index, is_thing, n_categories, result):
     """PQ, SQ, RQ of one image into result[0:3]; returns (error, value)."""
     err, value, gt_keys, pred_keys, inter = _pixel_pair_counts(
@@ -225,7 +226,7 @@ def image_pq(pred, gt, crowd, category_index, is_thing, n_categories, result):
     return OK, 0
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel
 def pq_batch(pred, gt, crowd, offsets, category_index, is_thing, n_categories, out, errors):
     """Images are pixel ranges of flat (N, 2) arrays; out (B, 3) = pq, sq, rq; errors (B, 2)."""
     has_crowd = crowd.size > 0

@@ -9,14 +9,15 @@ and each threshold only compares the matched IoUs with t.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from rewards._numba import kernel
 from numba import prange
 
 from rewards._boxes import box_iou
 
 
-@numba.njit(cache=True)
+@kernel
 def _best_gt(boxes, labels, gt_boxes, gt_labels, best_gt, best_iou):
     """Each prediction's best same-class GT (first index on ties) and its IoU (0 if none)."""
     for p in range(labels.size):
@@ -30,7 +31,7 @@ def _best_gt(boxes, labels, gt_boxes, gt_labels, best_gt, best_iou):
                     best_gt[p] = g
 
 
-@numba.njit(cache=True)
+@kernel
 def image_recall_reward(
     boxes, labels, gt_boxes, gt_labels, thresholds, weights, duplicate_weight, normalize
 ):
@@ -67,7 +68,7 @@ def image_recall_reward(
     return reward
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel
 def recall_batch(
     boxes, labels, offsets, gt_boxes, gt_labels, gt_offsets,
     thresholds, weights, duplicate_weight, normalize, out,
@@ -81,7 +82,7 @@ def recall_batch(
         )
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel
 def match_iou_batch(boxes, labels, offsets, gt_boxes, gt_labels, gt_offsets, threshold, out):
     """Per prediction, the IoU of its best same-class GT when above ``threshold``, else 0."""
     for b in prange(offsets.size - 1):

@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numba
 import numpy as np
+
+from rewards._numba import kernel
 from numba import prange
 
 from rewards._inputs import to_numpy
@@ -49,12 +50,12 @@ def _images(x: Any, name: str, batched: bool) -> np.ndarray:
     raise ValueError(f"`{name}` must be uint8 (0..255) or float in [0, 1], got dtype {a.dtype}")
 
 
-@numba.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _rgb(img, y, x, scale):
     return img[y, x, 0] * scale, img[y, x, 1] * scale, img[y, x, 2] * scale
 
 
-@numba.njit(cache=True, inline="always")
+@kernel(inline=True)
 def _in_unit_range(img, y, x):
     """A float pixel's channels all lie in [0, 1] (NaN fails)."""
     for c in range(3):
@@ -64,7 +65,7 @@ def _in_unit_range(img, y, x):
     return True
 
 
-@numba.njit(cache=True)
+@kernel
 def _image_colorfulness(img, scale, is_float):
     """M3 in one pass: shifted sums keep the variance exact for near-constant images."""
     h, w = img.shape[0], img.shape[1]
@@ -96,7 +97,7 @@ def _image_colorfulness(img, scale, is_float):
     return _OK, math.sqrt(var_rg + var_yb) + 0.3 * math.sqrt(mu_rg * mu_rg + mu_yb * mu_yb)
 
 
-@numba.njit(cache=True)
+@kernel
 def _image_reward(img, scale, is_float):
     """Mean chroma times (w + (1 - w) * normalised chroma-weighted hue entropy)."""
     h, w = img.shape[0], img.shape[1]
@@ -137,7 +138,7 @@ def _image_reward(img, scale, is_float):
     return _OK, min(1.0, mean_chroma * (HUE_VARIETY_WEIGHT + (1.0 - HUE_VARIETY_WEIGHT) * variety))
 
 
-@numba.njit(cache=True)
+@kernel
 def _image_colorfulness_uint8(img):
     """M3 of a uint8 image with exact integer sums (rg = R - G, 2 yb = R + G - 2B)."""
     flat = img.reshape(-1)
@@ -168,7 +169,7 @@ def _image_colorfulness_uint8(img):
     return _OK, math.sqrt(var_rg + var_yb) + 0.3 * math.sqrt(mu_rg * mu_rg + mu_yb * mu_yb)
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel
 def _colorfulness_batch(images, scale, is_float, out, errors):
     for i in prange(images.shape[0]):
         if is_float:
@@ -177,7 +178,7 @@ def _colorfulness_batch(images, scale, is_float, out, errors):
             errors[i], out[i] = _image_colorfulness_uint8(images[i])
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel
 def _reward_batch(images, scale, is_float, out, errors):
     for i in prange(images.shape[0]):
         errors[i], out[i] = _image_reward(images[i], scale, is_float)

@@ -9,9 +9,9 @@ torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
-from adapters import jax as rj  # noqa: E402
-from adapters import torch as rt  # noqa: E402
-from adapters.box_tokens import BoxTokenizer  # noqa: E402
+from rewards.adapters import jax as rj  # noqa: E402
+from rewards.adapters import torch as rt  # noqa: E402
+from rewards.adapters.box_tokens import BoxTokenizer  # noqa: E402
 from rewards import detection  # noqa: E402
 
 

@@ -10,9 +10,9 @@ MODULES = [
     "rewards.panoptic",
     "rewards.captioning",
     "rewards.colorization",
-    "adapters.torch",
-    "adapters.jax",
-    "adapters.box_tokens",
+    "rewards.adapters.torch",
+    "rewards.adapters.jax",
+    "rewards.adapters.box_tokens",
 ]
 
 
