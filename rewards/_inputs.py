@@ -17,14 +17,73 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
     Torch tensors (any device, with or without grad) are detached and moved to
     the host first; jax arrays, lists and scalars go through ``np.asarray``.
     """
-    if isinstance(x, np.ndarray):
+    if isinstance(x, np.ndarray) and x.dtype.kind != "V":
         return x
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if str(x.dtype) in _TORCH_WIDEN:  # numpy has no bfloat16: widen exactly
+            x = x.float()
+        x = x.numpy()
     try:
-        return np.asarray(x)
+        a = np.asarray(x)
     except (ValueError, TypeError) as err:
         raise ValueError(f"`{name}` could not be converted to an array: {err}") from None
+    if a.dtype.name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):  # jax / ml_dtypes floats
+        a = a.astype(np.float32)
+    return a
+
+
+_TORCH_WIDEN = ("torch.bfloat16", "torch.float8_e4m3fn", "torch.float8_e5m2")
+
+
+def real_option(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                low_inclusive: bool = True) -> float:
+    """A finite real scalar option (bool and strings rejected), within [low, high].
+
+        >>> real_option(0.3, "duplicate_weight")
+        0.3
+        >>> real_option("0.3", "duplicate_weight")
+        Traceback (most recent call last):
+        ...
+        TypeError: `duplicate_weight` must be a real number, got str '0.3'
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__} {value!r}")
+    out = float(value)
+    if not np.isfinite(out):
+        raise ValueError(f"`{name}` must be finite, got {value!r}")
+    if low is not None and (out < low or (out == low and not low_inclusive)):
+        bound = ">=" if low_inclusive else ">"
+        raise ValueError(f"`{name}` must be {bound} {low}, got {value!r}")
+    if high is not None and out > high:
+        raise ValueError(f"`{name}` must be <= {high}, got {value!r}")
+    return out
+
+
+def int_option(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """An integer scalar option: ints, or floats with an integral value (bool rejected).
+
+        >>> int_option(100.0, "max_dets", low=1)
+        100
+        >>> int_option(float("inf"), "max_dets", low=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: `max_dets` must be a whole number, got inf
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be an integer, got {type(value).__name__} {value!r}")
+    if isinstance(value, (float, np.floating)) and (not np.isfinite(value) or value != int(value)):
+        raise ValueError(f"`{name}` must be a whole number, got {value!r}")
+    out = int(value)
+    if low is not None and out < low:
+        raise ValueError(f"`{name}` must be >= {low}, got {value!r}")
+    if high is not None and out > high:
+        raise ValueError(f"`{name}` must be <= {high}, got {value!r}")
+    return out
 
 
 def as_int_array(x: Any, name: str) -> np.ndarray:
