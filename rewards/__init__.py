@@ -8,7 +8,7 @@ command-line entry points (``python -m rewards.detection``) start fast.
     >>> import rewards
     >>> gt = {"boxes": [[0, 0, 10, 10]], "labels": [1]}
     >>> pred = {"boxes": [[0, 0, 10, 10]], "scores": [0.9], "labels": [1]}
-    >>> rewards.map_reward(pred, gt)
+    >>> round(rewards.map_reward(pred, gt), 9)
     1.0
 
 Framework adapters live in ``rewards.adapters.torch`` / ``rewards.adapters.jax``
