@@ -8,7 +8,7 @@ TORCH_PIN := torch==2.13.0
 # `adapters`, which the install-collision test puts beside ours).
 TRL_PIN := trl==1.16.0 transformers==4.57.6
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test test-numpy1 bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,19 @@ demo: $(VENV)/.installed-train
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q tests
 
+# The core's tests again under numpy 1.26 (numpy + numba + the detection oracles, no frameworks:
+# modules that need torch/jax/trl are left out by tests/conftest.py). Own numba cache: compiled
+# kernels are specific to the numpy they were built against.
+NP1 := .venv-numpy1
+$(NP1)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(NP1)
+	$(NP1)/bin/python -m pip install -q --upgrade pip
+	$(NP1)/bin/python -m pip install -q "numpy==1.26.4" pytest hypothesis pycocotools faster-coco-eval build -e .
+	touch $@
+
+test-numpy1: $(NP1)/.installed
+	NUMBA_CACHE_DIR=$(NP1)/numba-cache $(NP1)/bin/python -m pytest -q -p no:cacheprovider tests
+
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -37,4 +50,4 @@ bench: $(VENV)/.installed-test
 	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=mean,median,rounds
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .benchmarks
+	rm -rf $(VENV) $(NP1) runs .pytest_cache .benchmarks
