@@ -35,7 +35,7 @@ NP1 := .venv-numpy1
 $(NP1)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(NP1)
 	$(NP1)/bin/python -m pip install -q --upgrade pip
-	$(NP1)/bin/python -m pip install -q "numpy==1.26.4" pytest hypothesis pycocotools faster-coco-eval build -e .
+	$(NP1)/bin/python -m pip install -q "numpy==1.26.4" pytest hypothesis pycocotools faster-coco-eval pycocoevalcap build -e .
 	touch $@
 
 test-numpy1: $(NP1)/.installed
