@@ -17,7 +17,11 @@ lo = rng.random((B * N, K, 2)) * 0.6
 PRED_BOXES = np.concatenate([lo, lo + 0.3 * rng.random((B * N, K, 2))], -1).astype(np.float32)
 LABELS = rng.integers(0, 5, (B * N, K))
 VALID = rng.random((B * N, K)) < 0.8
-GTS = {"boxes": PRED_BOXES[:, :6].astype(np.float64), "labels": LABELS[:, :6], "valid": np.ones((B * N, 6), bool)}
+GTS = {
+    "boxes": PRED_BOXES[:, :6].astype(np.float64),
+    "labels": LABELS[:, :6],
+    "valid": np.ones((B * N, 6), bool),
+}
 
 
 def reward(boxes, labels, valid):

@@ -45,7 +45,7 @@ _EXPORTS = {
     "colorfulness_reward": "colorization",
     "colorfulness_reward_batch": "colorization",
 }
-_SUBMODULES = ("captioning", "colorization", "detection", "panoptic", "adapters")
+_SUBMODULES = ("captioning", "colorization", "detection", "masks", "panoptic", "adapters")
 
 __all__ = ["__version__", *_SUBMODULES[:-1], *_EXPORTS]
 
@@ -65,7 +65,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static checkers and IDEs see the eager imports
-    from rewards import captioning, colorization, detection, panoptic
+    from rewards import captioning, colorization, detection, masks, panoptic
     from rewards.captioning import (
         DocumentFrequencies,
         cider_reward,
