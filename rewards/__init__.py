@@ -35,6 +35,13 @@ _EXPORTS = {
     "PanopticQuality": "panoptic",
     "pq_reward": "panoptic",
     "pq_reward_batch": "panoptic",
+    "pq_eval": "panoptic",
+    "pq_compute": "panoptic",
+    "PQAccumulator": "panoptic",
+    "PanopticEval": "panoptic",
+    "PQStats": "panoptic",
+    "ClassPQ": "panoptic",
+    "load_coco_panoptic": "panoptic",
     "DocumentFrequencies": "captioning",
     "cider_reward": "captioning",
     "cider_reward_batch": "captioning",
@@ -89,4 +96,15 @@ if TYPE_CHECKING:  # static checkers and IDEs see the eager imports
         recall_reward,
         recall_reward_batch,
     )
-    from rewards.panoptic import PanopticQuality, pq_reward, pq_reward_batch
+    from rewards.panoptic import (
+        ClassPQ,
+        PanopticEval,
+        PanopticQuality,
+        PQAccumulator,
+        PQStats,
+        load_coco_panoptic,
+        pq_compute,
+        pq_eval,
+        pq_reward,
+        pq_reward_batch,
+    )
