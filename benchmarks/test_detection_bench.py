@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 
 from rewards import detection
-from tests.coco_oracle import _run, faster_coco_stats, pycoco_stats, random_image
-from tests.test_detection import recall_oracle
+from tests.coco_oracle import faster_coco_stats, pycoco_stats, random_image, recall_oracle, run_cocoeval
 
 
 def coco_like_pairs(n_images: int, n_samples: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     preds, gts = [], []
     for _ in range(n_images):
-        _, gt = random_image(rng, n_gt=int(rng.integers(3, 12)), n_pred=0, n_classes=int(rng.integers(1, 5)), adversarial=False)
+        _, gt = random_image(
+            rng, n_gt=int(rng.integers(3, 12)), n_pred=0, n_classes=int(rng.integers(1, 5)), adversarial=False
+        )
         for _ in range(n_samples):
             # samples jitter the GT boxes plus a few spurious ones
             k = len(gt["labels"])
@@ -42,7 +43,7 @@ REF_SUBSET = 128  # the references are timed on a subset and reported per pair
 def _faster_image_ap(pred, gt):
     from faster_coco_eval import COCO, COCOeval_faster
 
-    ev = _run(COCO, COCOeval_faster, [pred], [gt], eval_kwargs={"print_function": lambda *a: None})
+    ev = run_cocoeval(COCO, COCOeval_faster, [pred], [gt], eval_kwargs={"print_function": lambda *a: None})
     ev.summarize()
     return ev.stats[0]
 
@@ -51,7 +52,7 @@ def _pycoco_image_ap(pred, gt):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    ev = _run(COCO, COCOeval, [pred], [gt])
+    ev = run_cocoeval(COCO, COCOeval, [pred], [gt])
     with contextlib.redirect_stdout(io.StringIO()):
         ev.summarize()
     return ev.stats[0]
@@ -83,7 +84,8 @@ def test_recall_reward_reference_per_pair(benchmark, recorder):
     w = np.ones(80)
     benchmark.pedantic(
         lambda: [recall_oracle(p, g, detection.COCO_IOU_THRESHOLDS, w, 0.3) for p, g in zip(preds, gts)],
-        rounds=3, iterations=1,
+        rounds=3,
+        iterations=1,
     )
     recorder(benchmark, "recall_reward 2048 pairs", "numpy port of released reward", REF_SUBSET)
 

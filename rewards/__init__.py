@@ -26,6 +26,9 @@ from rewards._version import __version__
 _EXPORTS = {
     "class_weights_from_counts": "detection",
     "coco_eval": "detection",
+    "coco_eval_files": "detection",
+    "CocoEvaluator": "detection",
+    "CocoEvalResult": "detection",
     "map_reward": "detection",
     "map_reward_batch": "detection",
     "match_iou": "detection",
@@ -87,8 +90,11 @@ if TYPE_CHECKING:  # static checkers and IDEs see the eager imports
         colorfulness_reward_batch,
     )
     from rewards.detection import (
+        CocoEvalResult,
+        CocoEvaluator,
         class_weights_from_counts,
         coco_eval,
+        coco_eval_files,
         map_reward,
         map_reward_batch,
         match_iou,

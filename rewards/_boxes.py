@@ -7,11 +7,14 @@ intersection arithmetic on the same xywh numbers.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
 from rewards._numba import kernel
 
-BOX_FORMATS = ("xyxy", "xywh", "cxcywh", "yxyx")
+BoxFormat = Literal["xyxy", "xywh", "cxcywh", "yxyx"]
+BOX_FORMATS: tuple[str, ...] = get_args(BoxFormat)
 
 
 def check_box_format(box_format: str) -> None:
@@ -19,7 +22,7 @@ def check_box_format(box_format: str) -> None:
         raise ValueError(f"`box_format` must be one of {BOX_FORMATS}, got {box_format!r}")
 
 
-def to_xywh_inplace(boxes: np.ndarray, box_format: str) -> np.ndarray:
+def to_xywh_inplace(boxes: np.ndarray, box_format: BoxFormat) -> np.ndarray:
     """Converts (N, 4) float64 boxes to COCO xywh in place (sizes are not checked here).
 
     Only for arrays the caller owns (e.g. a fresh concatenation): inputs are
@@ -39,6 +42,9 @@ def to_xywh_inplace(boxes: np.ndarray, box_format: str) -> np.ndarray:
 @kernel(inline=True)
 def box_iou(dets: np.ndarray, d: int, gts: np.ndarray, g: int, crowd: bool) -> float:
     """IoU of xywh boxes ``dets[d]`` and ``gts[g]``; against a crowd box the union is the det's own area.
+
+    Args: ``dets`` float64 (P, 4) and ``gts`` float64 (G, 4) xywh boxes, row
+    indices ``d`` and ``g``, ``crowd``: whether ``gts[g]`` is a crowd region.
 
     Takes row indices rather than row views: views cost reference counting in
     the innermost loop.

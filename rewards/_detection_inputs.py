@@ -8,12 +8,18 @@ are per example (keys, shapes, dtypes) run in the packing loop; value checks
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from rewards._boxes import check_box_format, to_xywh_inplace
+from rewards._boxes import BoxFormat, check_box_format, to_xywh_inplace
 from rewards._inputs import offsets_from_lengths, to_numpy
+
+__all__ = ["BoxFormat", "PackedGroundTruth", "PackedPredictions"]
+_INT64_MAX = np.iinfo(np.int64).max
+
+_NOTHING = object()  # "no previous GT" (None is a user input to reject, not a sentinel)
 
 
 class PackedPredictions(NamedTuple):
@@ -32,8 +38,8 @@ class PackedGroundTruth(NamedTuple):
 
 
 def _field(example: Any, key: str, where: str, required: bool = True) -> Any:
-    if not isinstance(example, dict):
-        raise TypeError(f"`{where}` must be a dict, got {type(example).__name__}")
+    if not isinstance(example, Mapping):
+        raise TypeError(f"`{where}` must be a dict (a Mapping), got {type(example).__name__}")
     if key not in example:
         if required:
             raise ValueError(f"`{where}` is missing the key {key!r}")
@@ -43,7 +49,7 @@ def _field(example: Any, key: str, where: str, required: bool = True) -> Any:
 
 def _boxes(example: Any, where: str) -> np.ndarray:
     b = _field(example, "boxes", where)
-    if b.size == 0:
+    if b.shape == (0,):  # an empty list
         return np.zeros((0, 4), np.float64)
     if b.ndim != 2 or b.shape[1] != 4:
         raise ValueError(f'`{where}["boxes"]` must have shape (N, 4), got {b.shape}')
@@ -61,9 +67,16 @@ def _per_box(example: Any, key: str, where: str, n: int, kinds: str, required: b
     if a.shape != (n,):
         raise ValueError(f'`{where}["{key}"]` must have shape ({n},) to match its boxes, got {a.shape}')
     if a.dtype.kind not in kinds:
-        wanted = "integers" if kinds == "iu" else "numbers"
+        wanted = {"iu": "integers", "iub": "integers or booleans (0/1)"}.get(kinds, "numbers")
         raise ValueError(f'`{where}["{key}"]` must hold {wanted}, got dtype {a.dtype}')
+    check_fits_int64(a, f'{where}["{key}"]')
     return a
+
+
+def check_fits_int64(a: np.ndarray, name: str) -> None:
+    """uint64 labels above 2**63 - 1 would wrap to negative ids: refuse them."""
+    if a.dtype == np.uint64 and a.size and a.max() > _INT64_MAX:
+        raise ValueError(f"`{name}` holds {int(a.max())}, which does not fit int64")
 
 
 def _concat(parts: list, dtype, shape_tail=()) -> np.ndarray:
@@ -91,14 +104,20 @@ def _check_values(values: np.ndarray, offsets: np.ndarray, where: str, key: str)
         raise ValueError(f'`{name}["{key}"]` contains NaN or infinite values')
 
 
-def _to_xywh_checked(boxes: np.ndarray, offsets: np.ndarray, box_format: str, where: str):
-    xywh = to_xywh_inplace(boxes, box_format)
-    negative = (xywh[:, 2:] < 0).any(axis=1)
+def _to_xywh_checked(boxes: np.ndarray, offsets: np.ndarray, box_format: BoxFormat, where: str):
+    with np.errstate(over="ignore", invalid="ignore"):
+        xywh = to_xywh_inplace(boxes, box_format)
+    overflow: np.ndarray = ~np.isfinite(xywh).all(axis=1)
+    if overflow.any():
+        name = _first_bad_example(overflow, offsets, where)
+        raise ValueError(
+            f'`{name}["boxes"]` has a box whose size overflows float64 (|coordinates| near 1e308)'
+        )
+    negative = np.asarray((xywh[:, 2:] < 0).any(axis=1))
     if negative.any():
         name = _first_bad_example(negative, offsets, where)
         raise ValueError(
-            f'`{name}["boxes"]` has a box with negative width or height '
-            f"(box_format={box_format!r})"
+            f'`{name}["boxes"]` has a box with negative width or height (box_format={box_format!r})'
         )
     return xywh
 
@@ -119,7 +138,7 @@ def _checked_ground_truth(g: Any, name: str):
 
 
 def pack_predictions(
-    preds: Sequence[Any], box_format: str, where: str = "preds", single: bool = False
+    preds: Sequence[Any], box_format: BoxFormat, where: str = "preds", single: bool = False
 ) -> PackedPredictions:
     check_box_format(box_format)
     count = len(preds)
@@ -134,9 +153,16 @@ def pack_predictions(
             b, s, lab = p["boxes"], p["scores"], p["labels"]
             n = b.shape[0]
             fast = (
-                type(b) is ndarray and type(s) is ndarray and type(lab) is ndarray
-                and b.shape == (n, 4) and s.shape == (n,) and lab.shape == (n,)
-                and b.dtype.kind in "fiu" and s.dtype.kind in "fiu" and lab.dtype.kind in "iu"
+                type(b) is ndarray
+                and type(s) is ndarray
+                and type(lab) is ndarray
+                and b.shape == (n, 4)
+                and s.shape == (n,)
+                and lab.shape == (n,)
+                and b.dtype.kind in "fiu"
+                and s.dtype.kind in "fiu"
+                and lab.dtype.kind in "iu"
+                and lab.dtype != np.uint64
             )
         except (KeyError, TypeError, AttributeError, IndexError):
             fast = False
@@ -156,14 +182,18 @@ def pack_predictions(
 
 
 def pack_ground_truth(
-    gts: Sequence[Any], box_format: str, where: str = "gts", single: bool = False
+    gts: Sequence[Any], box_format: BoxFormat, where: str = "gts", single: bool = False
 ) -> PackedGroundTruth:
     check_box_format(box_format)
     count = len(gts)
-    boxes, labels, crowd, area = [None] * count, [None] * count, [None] * count, [None] * count
+    boxes: list[Any] = [None] * count
+    labels: list[Any] = [None] * count
+    crowd: list[Any] = [None] * count
+    area: list[Any] = [None] * count
     lengths = np.empty(count, np.int64)
     ndarray = np.ndarray
-    previous, previous_fields = None, None
+    previous: Any = _NOTHING
+    previous_fields: Any = None
     for i, g in enumerate(gts):
         if g is previous:  # the usual REINFORCE batch repeats each GT for its N samples
             fields = previous_fields
@@ -173,9 +203,13 @@ def pack_ground_truth(
                 c, a = g.get("iscrowd"), g.get("area")
                 n = b.shape[0]
                 fast = (
-                    type(b) is ndarray and type(lab) is ndarray
-                    and b.shape == (n, 4) and lab.shape == (n,)
-                    and b.dtype.kind in "fiu" and lab.dtype.kind in "iu"
+                    type(b) is ndarray
+                    and type(lab) is ndarray
+                    and b.shape == (n, 4)
+                    and lab.shape == (n,)
+                    and b.dtype.kind in "fiu"
+                    and lab.dtype.kind in "iu"
+                    and lab.dtype != np.uint64
                     and (c is None or (type(c) is ndarray and c.shape == (n,) and c.dtype.kind in "iub"))
                     and a is None
                 )
@@ -194,7 +228,9 @@ def pack_ground_truth(
     xywh = _to_xywh_checked(flat_boxes, offsets, box_format, where)
     flat_area = xywh[:, 2] * xywh[:, 3]
     if any(c is not None for c in crowd):
-        flat_crowd = _concat([np.zeros(len(b), bool) if c is None else c for b, c in zip(labels, crowd)], np.bool_)
+        flat_crowd = _concat(
+            [np.zeros(len(b), bool) if c is None else c for b, c in zip(labels, crowd)], np.bool_
+        )
     else:
         flat_crowd = np.zeros(flat_area.size, np.bool_)
     if any(a is not None for a in area):
@@ -213,7 +249,7 @@ def check_labels_nonnegative(labels: np.ndarray, offsets: np.ndarray, where: str
 
 
 def _padded_field(source: Any, key: str, where: str, shape: tuple, kinds: str, required: bool = True):
-    if not isinstance(source, dict) and not hasattr(source, "keys"):
+    if not isinstance(source, Mapping):
         raise TypeError(f"`{where}` must be a dict of padded arrays, got {type(source).__name__}")
     if key not in source:
         if required:
@@ -223,18 +259,24 @@ def _padded_field(source: Any, key: str, where: str, shape: tuple, kinds: str, r
     if a.shape != shape:
         raise ValueError(f'`{where}["{key}"]` must have shape {shape}, got {a.shape}')
     if a.dtype.kind not in kinds:
-        raise ValueError(f'`{where}["{key}"]` has dtype {a.dtype}, expected kind {kinds!r}')
+        wanted = {"b": "booleans", "iu": "integers", "biu": "integers or booleans (0/1)"}.get(
+            kinds, "numbers"
+        )
+        raise ValueError(f'`{where}["{key}"]` must hold {wanted}, got dtype {a.dtype}')
+    check_fits_int64(a, f'{where}["{key}"]')
     return a
 
 
 def _padded_boxes(source: Any, where: str) -> np.ndarray:
-    if not isinstance(source, dict) and not hasattr(source, "keys"):
+    if not isinstance(source, Mapping):
         raise TypeError(f"`{where}` must be a dict of padded arrays, got {type(source).__name__}")
     if "boxes" not in source:
         raise ValueError(f"`{where}` is missing the key 'boxes'")
     b = to_numpy(source["boxes"], f'{where}["boxes"]')
     if b.ndim != 3 or b.shape[2] != 4:
         raise ValueError(f'`{where}["boxes"]` must have shape (B, K, 4), got {b.shape}')
+    if b.dtype.kind not in "fiu":  # as the dict API: no bool, complex, str or object boxes
+        raise ValueError(f'`{where}["boxes"]` must be numeric, got dtype {b.dtype}')
     return b
 
 
@@ -242,7 +284,7 @@ def _select(a: np.ndarray, valid: np.ndarray, dtype) -> np.ndarray:
     return np.ascontiguousarray(a[valid], dtype=dtype)
 
 
-def pack_padded_predictions(preds: Any, box_format: str, where: str = "preds") -> PackedPredictions:
+def pack_padded_predictions(preds: Any, box_format: BoxFormat, where: str = "preds") -> PackedPredictions:
     """Padded {"boxes": (B, K, 4), "scores": (B, K), "labels": (B, K), "valid": (B, K)} -> packed.
 
     Only the valid entries are read: padding may hold anything.
@@ -262,7 +304,7 @@ def pack_padded_predictions(preds: Any, box_format: str, where: str = "preds") -
     return PackedPredictions(xywh, flat_scores, _select(labels, valid, np.int64), offsets)
 
 
-def pack_padded_ground_truth(gts: Any, box_format: str, where: str = "gts") -> PackedGroundTruth:
+def pack_padded_ground_truth(gts: Any, box_format: BoxFormat, where: str = "gts") -> PackedGroundTruth:
     """Padded {"boxes": (B, M, 4), "labels": (B, M), "valid": (B, M)[, "iscrowd", "area"]} -> packed."""
     check_box_format(box_format)
     b = _padded_boxes(gts, where)

@@ -3,7 +3,16 @@
 Per image, a prediction is ``{"boxes": (N, 4), "scores": (N,), "labels": (N,)}``
 and a ground truth ``{"boxes": (M, 4), "labels": (M,)}`` with optional
 ``"iscrowd": (M,)`` and ``"area": (M,)`` (COCO's annotation area; defaults to
-the box area). Arrays may be numpy, lists, torch tensors or jax arrays.
+the box area). Arrays may be numpy, lists, torch tensors or jax arrays
+(bfloat16 / float8 are widened exactly); the examples may be any Mapping.
+
+Decisions on edge inputs: no boxes is ``[]`` or shape (0, 4) (another width,
+even when empty, is an error); labels are any int64 values (uint64 beyond
+int64 is an error rather than a wrap to a negative id); a box whose size
+overflows float64 (coordinates near +-1e308) is an error; a GT whose area is
+outside the area range (e.g. a negative ``area``) is ignored, as in
+pycocotools. Whole COCO files: ``coco_eval_files`` and ``python -m
+rewards.detection GT.json RESULTS.json`` (``--help``).
 
 Example:
     >>> import numpy as np
@@ -20,26 +29,51 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+if __name__ == "__main__":  # `python -m rewards.detection`: the CLI uses the importable module, not this copy
+    import sys
+
+    from rewards._detection_cli import main
+
+    sys.exit(main())
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from rewards import _coco_kernels, _recall_kernels
+from rewards import _coco_eval, _coco_files, _recall_kernels
+from rewards._coco_eval import IouType, MaxDetsRule
 from rewards._detection_inputs import (
+    BoxFormat,
     PackedGroundTruth,
     PackedPredictions,
+    check_box_format,
+    check_fits_int64,
     check_labels_nonnegative,
     pack_ground_truth,
     pack_padded_ground_truth,
     pack_padded_predictions,
     pack_predictions,
 )
-from rewards._inputs import as_float_array, check_batch_lengths
+from rewards._inputs import (
+    as_float_array,
+    check_batch_lengths,
+    int_option,
+    offsets_from_lengths,
+    real_option,
+    to_numpy,
+)
 
 __all__ = [
     "COCO_IOU_THRESHOLDS",
+    "COCO_STAT_KEYS",
+    "CocoEvalResult",
+    "CocoEvaluator",
     "class_weights_from_counts",
     "coco_eval",
+    "coco_eval_files",
     "map_reward",
     "map_reward_batch",
     "map_reward_padded",
@@ -52,15 +86,11 @@ __all__ = [
 ]
 
 # The exact floats pycocotools uses (its Params.setDetParams).
-COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
-COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
-COCO_AREA_RANGES = {
-    "all": (0.0, 1e5**2),
-    "small": (0.0, 32.0**2),
-    "medium": (32.0**2, 96.0**2),
-    "large": (96.0**2, 1e5**2),
-}
-COCO_MAX_DETS = (1, 10, 100)
+COCO_IOU_THRESHOLDS = _coco_eval.IOU_THRESHOLDS
+COCO_RECALL_THRESHOLDS = _coco_eval.RECALL_THRESHOLDS
+COCO_AREA_RANGES = dict(zip(_coco_eval.AREA_LABELS, _coco_eval.AREA_RANGES))
+COCO_MAX_DETS = _coco_eval.MAX_DETS
+COCO_STAT_KEYS = _coco_eval.STAT_KEYS
 
 Prediction = Mapping[str, Any]
 GroundTruth = Mapping[str, Any]
@@ -89,28 +119,27 @@ def _pack_pair(preds, gts, box_format, single) -> tuple[PackedPredictions, Packe
 
 
 def _map(preds, gts, box_format, iou_thresholds, max_dets, penalize_absent_classes, single):
-    return _map_packed(*_pack_pair(preds, gts, box_format, single), iou_thresholds, max_dets, penalize_absent_classes)
+    return _map_packed(
+        *_pack_pair(preds, gts, box_format, single), iou_thresholds, max_dets, penalize_absent_classes
+    )
 
 
 def _map_packed(p, g, iou_thresholds, max_dets, penalize_absent_classes):
     thresholds = _thresholds(iou_thresholds)
-    if int(max_dets) != max_dets or max_dets < 1:
-        raise ValueError(f"`max_dets` must be a positive integer, got {max_dets!r}")
-    out = np.empty(p.offsets.size - 1)
+    max_det = int_option(max_dets, "max_dets", low=1, high=2**62)
+    blocks = _coco_eval.layout(p, g, max_det)
+    ious = _coco_eval.box_ious(blocks, p, g)
     lo, hi = COCO_AREA_RANGES["all"]
-    _coco_kernels.map_batch(
-        p.boxes, p.scores, p.labels, p.offsets, g.boxes, g.labels, g.crowd, g.area, g.offsets,
-        thresholds, COCO_RECALL_THRESHOLDS, int(max_dets),
-        np.array([lo]), np.array([hi]), bool(penalize_absent_classes), out,
-    )
-    return out
+    det_area = p.boxes[:, 2] * p.boxes[:, 3]
+    status = _coco_eval.match(p, g, blocks, ious, det_area, thresholds, np.array([lo]), np.array([hi]))
+    return _coco_eval.image_average_precision(p, g, blocks, status, (lo, hi), bool(penalize_absent_classes))
 
 
 def map_reward(
     pred: Prediction,
     gt: GroundTruth,
     *,
-    box_format: str = "xyxy",
+    box_format: BoxFormat = "xyxy",
     iou_thresholds: Sequence[float] | None = None,
     max_dets: int = 100,
     penalize_absent_classes: bool = False,
@@ -121,6 +150,12 @@ def map_reward(
     ``max_dets`` detections by score are matched greedily, AP is the
     101-point interpolated precision, averaged over ``iou_thresholds`` (COCO's
     0.50:0.05:0.95 by default) and over categories that have a non-crowd GT.
+    The mean is pycocotools' own: numpy's pairwise mean over the (threshold,
+    recall point, category) precision samples, so the value equals
+    pycocotools' bit for bit. Its precision is tp / (tp + fp + 2.2e-16): a
+    perfect single detection scores 0.9999999999999998 there and here.
+    A GT whose area is outside [0, 1e10] (e.g. a negative ``area``) is
+    ignored, as in pycocotools.
 
     Values where COCO has none (it returns -1):
       * no category with a non-crowd GT: 1.0 when there is no prediction, else 0.0.
@@ -130,19 +165,19 @@ def map_reward(
 
     Example:
         >>> gt = {"boxes": [[0, 0, 10, 10]], "labels": [3]}
+        >>> map_reward({"boxes": [[0, 0, 10, 10]], "scores": [1.0], "labels": [3]}, gt)
+        0.9999999999999998
         >>> round(map_reward({"boxes": [[0, 0, 10, 10]], "scores": [1.0], "labels": [3]}, gt), 9)
         1.0
     """
-    return float(
-        _map([pred], [gt], box_format, iou_thresholds, max_dets, penalize_absent_classes, True)[0]
-    )
+    return float(_map([pred], [gt], box_format, iou_thresholds, max_dets, penalize_absent_classes, True)[0])
 
 
 def map_reward_batch(
     preds: Sequence[Prediction],
     gts: Sequence[GroundTruth],
     *,
-    box_format: str = "xyxy",
+    box_format: BoxFormat = "xyxy",
     iou_thresholds: Sequence[float] | None = None,
     max_dets: int = 100,
     penalize_absent_classes: bool = False,
@@ -179,12 +214,11 @@ def class_weights_from_counts(counts: Sequence[float], smoothing: float = 0.05) 
         True
     """
     n = as_float_array(counts, "counts")
+    smoothing = real_option(smoothing, "smoothing", low=0.0)
     if n.ndim != 1 or n.size == 0:
         raise ValueError(f"`counts` must be a non-empty 1-D array, got shape {n.shape}")
     if (n < 0).any():
         raise ValueError("`counts` must be non-negative")
-    if not np.isfinite(smoothing) or smoothing < 0:
-        raise ValueError(f"`smoothing` must be a non-negative number, got {smoothing!r}")
     denom = n + smoothing * n.sum()
     if (denom <= 0).any():
         raise ValueError("`counts` with zero entries need `smoothing` > 0 and a positive total")
@@ -192,18 +226,25 @@ def class_weights_from_counts(counts: Sequence[float], smoothing: float = 0.05) 
     return n.size * w / w.sum()
 
 
-def _weights(class_weights: Any, labels_max: int) -> np.ndarray:
+def _box_weights(class_weights: Any, p: PackedPredictions, g: PackedGroundTruth, names) -> tuple:
+    """Each box's class weight (P,), (G,): memory follows the boxes, never the label values."""
     if class_weights is None:
-        return np.ones(max(labels_max + 1, 1))
+        return np.ones(p.labels.size), np.ones(g.labels.size)
     w = as_float_array(class_weights, "class_weights")
     if w.ndim != 1:
         raise ValueError(f"`class_weights` must be 1-D (indexed by label), got shape {w.shape}")
-    if labels_max >= w.size:
+    if (w < 0).any():
         raise ValueError(
-            f"`class_weights` has {w.size} entries but a label is {labels_max}; "
-            "labels must index class_weights"
+            f"`class_weights` must be non-negative, got {w[w < 0][0]!r} at label {int(np.flatnonzero(w < 0)[0])}"
         )
-    return w
+    for labels, packed, name in ((p.labels, p, names[0]), (g.labels, g, names[1])):
+        check_labels_nonnegative(labels, packed.offsets, name)
+        if labels.size and labels.max() >= w.size:
+            raise ValueError(
+                f"`class_weights` has {w.size} entries but a label is {int(labels.max())}; "
+                "labels must index class_weights"
+            )
+    return w[p.labels], w[g.labels]
 
 
 def _recall(preds, gts, box_format, iou_thresholds, class_weights, duplicate_weight, normalize, single):
@@ -214,16 +255,22 @@ def _recall(preds, gts, box_format, iou_thresholds, class_weights, duplicate_wei
 
 def _recall_packed(p, g, names, iou_thresholds, class_weights, duplicate_weight, normalize):
     thresholds = _thresholds(iou_thresholds)
-    if not np.isfinite(duplicate_weight):
-        raise ValueError(f"`duplicate_weight` must be finite, got {duplicate_weight!r}")
-    check_labels_nonnegative(p.labels, p.offsets, names[0])
-    check_labels_nonnegative(g.labels, g.offsets, names[1])
-    labels_max = max(p.labels.max(initial=-1), g.labels.max(initial=-1))
-    weights = _weights(class_weights, int(labels_max))
+    duplicate_weight = real_option(duplicate_weight, "duplicate_weight")
+    weights, gt_weights = _box_weights(class_weights, p, g, names)
     out = np.empty(p.offsets.size - 1)
     _recall_kernels.recall_batch(
-        p.boxes, p.labels, p.offsets, g.boxes, g.labels, g.offsets,
-        thresholds, weights, float(duplicate_weight), bool(normalize), out,
+        p.boxes,
+        p.labels,
+        weights,
+        p.offsets,
+        g.boxes,
+        g.labels,
+        gt_weights,
+        g.offsets,
+        thresholds,
+        duplicate_weight,
+        bool(normalize),
+        out,
     )
     return out
 
@@ -232,7 +279,7 @@ def recall_reward(
     pred: Prediction,
     gt: GroundTruth,
     *,
-    box_format: str = "xyxy",
+    box_format: BoxFormat = "xyxy",
     iou_thresholds: Sequence[float] | None = None,
     class_weights: Sequence[float] | None = None,
     duplicate_weight: float = 0.3,
@@ -254,7 +301,10 @@ def recall_reward(
     not used (the released reward has no crowd notion).
 
     ``class_weights`` (index by label, e.g. from ``class_weights_from_counts``)
-    default to 1. ``normalize=True`` divides by the GT weight mass, giving a
+    default to 1; they must be non-negative (a negative weight would reward
+    missing that class), and every label must index them. Without
+    ``class_weights`` labels may be any int64 value (memory follows the number
+    of boxes, not the label values). ``normalize=True`` divides by the GT weight mass, giving a
     value in [-duplicate_weight * ..., 1]; with no GT it returns 0.
 
     Example:
@@ -272,7 +322,7 @@ def recall_reward_batch(
     preds: Sequence[Prediction],
     gts: Sequence[GroundTruth],
     *,
-    box_format: str = "xyxy",
+    box_format: BoxFormat = "xyxy",
     iou_thresholds: Sequence[float] | None = None,
     class_weights: Sequence[float] | None = None,
     duplicate_weight: float = 0.3,
@@ -294,7 +344,7 @@ def _match_iou(preds, gts, box_format, iou_threshold, single):
 
 
 def _match_iou_packed(p, g, iou_threshold):
-    threshold = float(_thresholds([iou_threshold], "iou_threshold")[0])
+    threshold = real_option(iou_threshold, "iou_threshold", low=0.0, high=1.0)
     out = np.empty(p.labels.size)
     _recall_kernels.match_iou_batch(
         p.boxes, p.labels, p.offsets, g.boxes, g.labels, g.offsets, threshold, out
@@ -303,7 +353,7 @@ def _match_iou_packed(p, g, iou_threshold):
 
 
 def match_iou(
-    pred: Prediction, gt: GroundTruth, *, box_format: str = "xyxy", iou_threshold: float = 0.5
+    pred: Prediction, gt: GroundTruth, *, box_format: BoxFormat = "xyxy", iou_threshold: float = 0.5
 ) -> np.ndarray:
     """Per prediction, the IoU of its best same-class GT if above ``iou_threshold``, else 0.
 
@@ -323,12 +373,21 @@ def match_iou_batch(
     preds: Sequence[Prediction],
     gts: Sequence[GroundTruth],
     *,
-    box_format: str = "xyxy",
+    box_format: BoxFormat = "xyxy",
     iou_threshold: float = 0.5,
 ) -> list[np.ndarray]:
-    """``match_iou`` of each pair, computed in one compiled pass; a list of (N_i,) arrays."""
+    """``match_iou`` of each pair, computed in one compiled pass; a list of (N_i,) arrays.
+
+    Example:
+        >>> gt = {"boxes": [[0, 0, 10, 10]], "labels": [0]}
+        >>> pred = {"boxes": [[0, 0, 10, 5]], "scores": [0.9], "labels": [0]}
+        >>> [a.tolist() for a in match_iou_batch([pred, pred], [gt, gt], iou_threshold=0.4)]
+        [[0.5], [0.5]]
+        >>> match_iou_batch([], [])
+        []
+    """
     flat, offsets = _match_iou(preds, gts, box_format, iou_threshold, False)
-    return np.split(flat, offsets[1:-1])
+    return [flat[offsets[i] : offsets[i + 1]] for i in range(offsets.size - 1)]
 
 
 # ------------------------------------------------------------ padded arrays
@@ -345,9 +404,7 @@ def _pack_padded_pair(preds, gts, box_format):
     p = pack_padded_predictions(preds, box_format, "preds")
     g = pack_padded_ground_truth(gts, box_format, "gts")
     if p.offsets.size != g.offsets.size:
-        raise ValueError(
-            f"`preds` has {p.offsets.size - 1} examples but `gts` has {g.offsets.size - 1}"
-        )
+        raise ValueError(f"`preds` has {p.offsets.size - 1} examples but `gts` has {g.offsets.size - 1}")
     return p, g
 
 
@@ -355,7 +412,7 @@ def map_reward_padded(
     preds: Mapping[str, Any],
     gts: Mapping[str, Any],
     *,
-    box_format: str = "xyxy",
+    box_format: BoxFormat = "xyxy",
     iou_thresholds: Sequence[float] | None = None,
     max_dets: int = 100,
     penalize_absent_classes: bool = False,
@@ -383,13 +440,22 @@ def recall_reward_padded(
     preds: Mapping[str, Any],
     gts: Mapping[str, Any],
     *,
-    box_format: str = "xyxy",
+    box_format: BoxFormat = "xyxy",
     iou_thresholds: Sequence[float] | None = None,
     class_weights: Sequence[float] | None = None,
     duplicate_weight: float = 0.3,
     normalize: bool = False,
 ) -> np.ndarray:
-    """``recall_reward_batch`` on padded arrays (see ``map_reward_padded``; scores are optional)."""
+    """``recall_reward_batch`` on padded arrays (see ``map_reward_padded``; scores are optional).
+
+    Example:
+        >>> import numpy as np
+        >>> preds = {"boxes": np.array([[[0, 0, 10, 10], [0, 0, 10, 10]]]), "labels": np.zeros((1, 2), int),
+        ...          "valid": np.array([[True, True]])}
+        >>> gts = {"boxes": np.array([[[0, 0, 10, 10]]]), "labels": np.zeros((1, 1), int), "valid": np.ones((1, 1), bool)}
+        >>> recall_reward_padded(preds, gts).round(6).tolist()  # found, minus 0.3 for the duplicate
+        [0.7]
+    """
     preds = _with_default_scores(preds)
     p, g = _pack_padded_pair(preds, gts, box_format)
     return _recall_packed(p, g, ("preds", "gts"), iou_thresholds, class_weights, duplicate_weight, normalize)
@@ -399,14 +465,23 @@ def match_iou_padded(
     preds: Mapping[str, Any],
     gts: Mapping[str, Any],
     *,
-    box_format: str = "xyxy",
+    box_format: BoxFormat = "xyxy",
     iou_threshold: float = 0.5,
 ) -> np.ndarray:
-    """``match_iou`` of every padded prediction: float64 (B, K), 0 where not valid."""
+    """``match_iou`` of every padded prediction: float64 (B, K), 0 where not valid.
+
+    Example:
+        >>> import numpy as np
+        >>> preds = {"boxes": np.array([[[0, 0, 10, 5], [7, 7, 9, 9]]]), "labels": np.zeros((1, 2), int),
+        ...          "valid": np.array([[True, False]])}
+        >>> gts = {"boxes": np.array([[[0, 0, 10, 10]]]), "labels": np.zeros((1, 1), int), "valid": np.ones((1, 1), bool)}
+        >>> match_iou_padded(preds, gts, iou_threshold=0.4).tolist()
+        [[0.5, 0.0]]
+    """
     preds = _with_default_scores(preds)
     p, g = _pack_padded_pair(preds, gts, box_format)
     flat, _ = _match_iou_packed(p, g, iou_threshold)
-    valid = np.asarray(preds["valid"], bool)
+    valid = to_numpy(preds["valid"], 'preds["valid"]').astype(bool)
     out = np.zeros(valid.shape)
     out[valid] = flat
     return out
@@ -414,19 +489,262 @@ def match_iou_padded(
 
 # ------------------------------------------------------------- dataset eval
 
-COCO_STAT_KEYS = (
-    "map", "map_50", "map_75", "map_small", "map_medium", "map_large",
-    "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large",
-)
+
+@dataclass
+class CocoEvalResult:
+    """The result of a whole-dataset COCO evaluation (``coco_eval_files``, ``CocoEvaluator.compute``).
+
+    Attributes:
+        stats: float64 (12,) pycocotools' ``COCOeval.stats`` order (keys in ``COCO_STAT_KEYS``);
+            -1 where no category has a positive GT, as in pycocotools.
+        per_class: {category_id: {"ap", "ap50", "ap75", "ar100"}}: AP@[.5:.95],
+            AP@.5, AP@.75 and AR at the last ``max_dets``, area "all"; -1 for a
+            category without a positive GT.
+        per_image: {image_id: AP of that image alone} (``map_reward`` of its
+            detections against its GT, at the last ``max_dets``), when asked for.
+        precision: float64 (T, R, K, A, M) and recall (T, K, A, M): pycocotools' ``eval`` arrays.
+        categories: int64 (K,) the evaluated category ids; category_names: {id: name}.
+        max_dets, max_dets_rule, area_ranges: the settings used.
+
+    Example:
+        >>> ev = CocoEvaluator()
+        >>> ev.update([{"boxes": [[0, 0, 10, 10]], "scores": [0.9], "labels": [1]}],
+        ...           [{"boxes": [[0, 0, 10, 10]], "labels": [1]}])
+        >>> result = ev.compute()
+        >>> result.stats[:2].round(9).tolist(), result.per_class[1]["ar100"]  # AP: tp / (tp + fp + 2e-16)
+        ([1.0, 1.0], 1.0)
+        >>> print(result.summary().splitlines()[0])
+         Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 1.000
+    """
+
+    stats: np.ndarray
+    per_class: dict[int, dict[str, float]]
+    per_image: dict[int, float] | None
+    precision: np.ndarray
+    recall: np.ndarray
+    categories: np.ndarray
+    category_names: dict[int, str]
+    max_dets: tuple[int, int, int]
+    max_dets_rule: MaxDetsRule
+    area_ranges: tuple[tuple[float, float], ...]
+    lines: list[str] = field(repr=False)
+
+    def as_dict(self) -> dict[str, float]:
+        """The 12 stats by name (``COCO_STAT_KEYS``), as ``coco_eval`` returns them."""
+        return dict(zip(COCO_STAT_KEYS, self.stats.tolist()))
+
+    def summary(self) -> str:
+        """pycocotools' ``summarize()`` printout: the same 12 lines, the same numbers."""
+        return "\n".join(self.lines)
+
+    def per_class_table(self) -> str:
+        """A per-category table of AP, AP50, AP75 and AR at the last max_dets."""
+        head = f"{'category':>8}  {'name':<20} {'AP':>6} {'AP50':>6} {'AP75':>6} {'AR' + str(self.max_dets[-1]):>6}"
+        rows = [head]
+        for c, v in self.per_class.items():
+            name = self.category_names.get(c, str(c))[:20]
+            rows.append(
+                f"{c:>8}  {name:<20} {v['ap']:6.3f} {v['ap50']:6.3f} {v['ap75']:6.3f} {v['ar100']:6.3f}"
+            )
+        return "\n".join(rows)
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``--json-out`` writes: stats, per_class, per_image (when computed) and the settings."""
+        out: dict[str, Any] = {
+            "stats": self.stats.tolist(),
+            "stat_keys": list(COCO_STAT_KEYS),
+            "per_class": {str(c): v for c, v in self.per_class.items()},
+        }
+        if self.per_image is not None:
+            out["per_image"] = {str(i): v for i, v in self.per_image.items()}
+        out["max_dets"] = list(self.max_dets)
+        out["max_dets_rule"] = self.max_dets_rule
+        out["area_ranges"] = dict(zip(_coco_eval.AREA_LABELS, map(list, self.area_ranges)))
+        return out
 
 
-def _mean_valid(x: np.ndarray) -> float:
-    valid = x[x > -1]
-    return float(np.mean(valid)) if valid.size else -1.0
+def _select_images(packed: Any, order: np.ndarray) -> Any:
+    """A packed batch (PackedPredictions / PackedGroundTruth) with its images in ``order``."""
+    offsets = packed.offsets
+    lengths = np.diff(offsets)[order]
+    new_offsets = offsets_from_lengths(lengths)
+    rows = np.repeat(offsets[:-1][order] - new_offsets[:-1], lengths) + np.arange(new_offsets[-1])
+    return type(packed)(*(np.ascontiguousarray(f[rows]) for f in packed[:-1]), new_offsets)
+
+
+def _concat_packed(parts: list) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    lengths = np.concatenate([np.diff(p.offsets) for p in parts])
+    fields = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]) - 1)]
+    return type(parts[0])(*fields, offsets_from_lengths(lengths))
+
+
+def _evaluate_packed(p, g, image_ids, categories, category_names, params, per_image) -> CocoEvalResult:
+    ev, blocks, status = _coco_eval.evaluate(p, g, categories, params)
+    values = _coco_eval.stats(ev)
+    per_image_ap = None
+    if per_image:
+        lo, hi = COCO_AREA_RANGES["all"]
+        if params.area_ranges[0] == (lo, hi):
+            status_all = status[:1]
+        else:
+            status_all = _coco_eval.match(
+                p,
+                g,
+                blocks,
+                _coco_eval.box_ious(blocks, p, g),
+                p.boxes[:, 2] * p.boxes[:, 3],
+                COCO_IOU_THRESHOLDS,
+                np.array([lo]),
+                np.array([hi]),
+            )
+        ap = _coco_eval.image_average_precision(p, g, blocks, status_all)
+        per_image_ap = dict(zip(image_ids.tolist(), ap.tolist()))
+    return CocoEvalResult(
+        values,
+        _coco_eval.per_class(ev),
+        per_image_ap,
+        ev.precision,
+        ev.recall,
+        categories,
+        category_names,
+        params.max_dets,
+        params.max_dets_rule,
+        params.area_ranges,
+        _coco_eval.summary_lines(ev, values),
+    )
+
+
+class CocoEvaluator:
+    """COCO bbox evaluation accumulated over batches and processes: ``update``, ``merge``, ``compute``.
+
+    ``update(preds, gts, image_ids=None)`` adds images (the per-image dicts
+    of ``map_reward``); the evaluator is picklable and ``merge`` folds others
+    into it, e.g. after ``torch.distributed.all_gather_object``; ``compute()``
+    returns the :class:`CocoEvalResult` of all images, equal to one
+    evaluation of the whole dataset in one process.
+
+    Image order decides pycocotools' tie-breaking between equal scores of
+    different images. With ``image_ids`` (one int per image, unique over all
+    merged evaluators) images are evaluated in ascending id, as pycocotools
+    does, whatever the batching or the process split. Without them, images
+    are numbered in the order they were added (self's, then each merged
+    evaluator's, in ``merge`` order). Give ids to all batches or to none.
+
+    Settings (``max_dets``, ``area_ranges``, ``max_dets_rule``, ``iou_type``)
+    are those of :func:`coco_eval_files`. ``categories`` (default: every GT
+    label seen) are the evaluated categories, pycocotools' ``catIds``:
+    detections of any other label are not counted.
+
+    Example:
+        >>> import pickle
+        >>> gt = {"boxes": [[0, 0, 10, 10]], "labels": [1]}
+        >>> hit = {"boxes": [[0, 0, 10, 10]], "scores": [0.9], "labels": [1]}
+        >>> miss = {"boxes": [[50, 50, 60, 60]], "scores": [0.8], "labels": [1]}
+        >>> rank0, rank1 = CocoEvaluator(), CocoEvaluator()
+        >>> rank0.update([hit], [gt], image_ids=[0]); rank1.update([miss], [gt], image_ids=[1])
+        >>> merged = rank0.merge(pickle.loads(pickle.dumps(rank1)))
+        >>> bool(merged.compute().stats[0] == coco_eval([hit, miss], [gt, gt])["map"])
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        box_format: BoxFormat = "xyxy",
+        iou_type: IouType = "bbox",
+        max_dets: Sequence[int] = COCO_MAX_DETS,
+        area_ranges: Any = None,
+        max_dets_rule: MaxDetsRule = "consistent",
+        categories: Sequence[int] | None = None,
+    ) -> None:
+        self.params = _coco_eval.make_params(max_dets, area_ranges, max_dets_rule, iou_type)
+        check_box_format(box_format)
+        self.box_format = box_format
+        self.categories = None if categories is None else _category_ids(categories)
+        self._batches: list[tuple[PackedPredictions, PackedGroundTruth, np.ndarray | None]] = []
+
+    def __len__(self) -> int:
+        return sum(p.offsets.size - 1 for p, _, _ in self._batches)
+
+    def update(
+        self, preds: Sequence[Prediction], gts: Sequence[GroundTruth], image_ids: Sequence[int] | None = None
+    ) -> None:
+        """Adds a batch of images: ``preds[i]`` and ``gts[i]`` are image ``image_ids[i]``."""
+        p, g = _pack_pair(preds, gts, self.box_format, False)
+        ids = None
+        if image_ids is not None:
+            ids = to_numpy(image_ids, "image_ids")
+            if ids.ndim != 1 or ids.size != p.offsets.size - 1 or (ids.size and ids.dtype.kind not in "iu"):
+                raise ValueError(
+                    f"`image_ids` must be {p.offsets.size - 1} integers (one per image), "
+                    f"got shape {ids.shape} dtype {ids.dtype}"
+                )
+            check_fits_int64(ids, "image_ids")
+            ids = ids.astype(np.int64)
+        self._batches.append((p, g, ids))
+
+    def merge(self, *others: CocoEvaluator) -> CocoEvaluator:
+        """Folds the images of ``others`` into this evaluator (in place) and returns it."""
+        for i, other in enumerate(others):
+            if not isinstance(other, CocoEvaluator):
+                raise TypeError(f"`others[{i}]` must be a CocoEvaluator, got {type(other).__name__}")
+            if self.categories is None or other.categories is None:
+                same_categories = self.categories is None and other.categories is None
+            else:
+                same_categories = np.array_equal(self.categories, other.categories)
+            if other.params != self.params or other.box_format != self.box_format or not same_categories:
+                raise ValueError(f"`others[{i}]` was built with different settings; merge needs equal ones")
+            if other is not self:
+                self._batches.extend(other._batches)
+        return self
+
+    def compute(self, per_image: bool = False) -> CocoEvalResult:
+        """The evaluation of every image added so far (``per_image``: also each image's AP)."""
+        batches = self._batches
+        if not batches:
+            p, g = _pack_pair([], [], self.box_format, False)
+            batches = [(p, g, None)]
+        with_ids = [ids is not None for _, _, ids in batches]
+        if any(with_ids) and not all(with_ids):
+            raise ValueError(
+                "`image_ids` were given for some batches but not others; give them for all or none"
+            )
+        p = _concat_packed([b[0] for b in batches])
+        g = _concat_packed([b[1] for b in batches])
+        if all(with_ids):
+            ids = np.concatenate([b[2] for b in batches])
+            order = np.argsort(ids, kind="stable")
+            ids = ids[order]
+            dup = np.flatnonzero(ids[1:] == ids[:-1])
+            if dup.size:
+                raise ValueError(f"`image_ids` repeats the image id {int(ids[dup[0]])}")
+            p, g = _select_images(p, order), _select_images(g, order)
+        else:
+            ids = np.arange(p.offsets.size - 1)
+        categories = np.unique(g.labels) if self.categories is None else self.categories
+        names = {c: str(c) for c in categories.tolist()}
+        return _evaluate_packed(p, g, ids, categories, names, self.params, per_image)
+
+
+def _category_ids(categories: Any) -> np.ndarray:
+    c = to_numpy(categories, "categories")
+    if c.ndim != 1 or (c.size and c.dtype.kind not in "iu"):
+        raise ValueError(f"`categories` must be a 1-D sequence of integer ids, got {c.dtype} {c.shape}")
+    check_fits_int64(c, "categories")
+    return np.unique(c.astype(np.int64))
 
 
 def coco_eval(
-    preds: Sequence[Prediction], gts: Sequence[GroundTruth], *, box_format: str = "xyxy"
+    preds: Sequence[Prediction],
+    gts: Sequence[GroundTruth],
+    *,
+    box_format: BoxFormat = "xyxy",
+    iou_type: IouType = "bbox",
+    max_dets: Sequence[int] = COCO_MAX_DETS,
+    area_ranges: Any = None,
+    max_dets_rule: MaxDetsRule = "consistent",
 ) -> dict[str, float]:
     """The 12 ``COCOeval(iouType="bbox").stats`` of a whole dataset, to 1e-9.
 
@@ -434,7 +752,10 @@ def coco_eval(
     map_75, map_small, map_medium, map_large, mar_1, mar_10, mar_100,
     mar_small, mar_medium, mar_large. As in COCO, a value is -1 when no
     category has a non-ignored GT in that area range. GT area is
-    ``gt["area"]`` when given, else the box area.
+    ``gt["area"]`` when given, else the box area. The evaluated categories
+    are the GT labels (pycocotools' ``catIds``). Settings as in
+    :func:`coco_eval_files`; for per-class values, batches or processes use
+    :class:`CocoEvaluator`.
 
     Example:
         >>> gt = {"boxes": [[0, 0, 10, 10]], "labels": [1]}
@@ -442,53 +763,68 @@ def coco_eval(
         >>> stats = coco_eval([pred], [gt]); round(stats["map"], 9), stats["map_large"]
         (1.0, -1.0)
     """
-    p, g = _pack_pair(preds, gts, box_format, False)
-    thresholds = COCO_IOU_THRESHOLDS
-    areas = np.array(list(COCO_AREA_RANGES.values()))
-    max_dets = np.array(COCO_MAX_DETS, np.int64)
-    n_det = p.scores.size
-    status = np.empty((areas.shape[0], thresholds.size, n_det), np.int8)
-    rank = np.empty(n_det, np.int64)
-    _coco_kernels.evaluate_dataset_images(
-        p.boxes, p.scores, p.labels, p.offsets, g.boxes, g.labels, g.crowd, g.area, g.offsets,
-        thresholds, areas[:, 0].copy(), areas[:, 1].copy(), int(max_dets[-1]), status, rank,
+    ev = CocoEvaluator(
+        box_format=box_format,
+        iou_type=iou_type,
+        max_dets=max_dets,
+        area_ranges=area_ranges,
+        max_dets_rule=max_dets_rule,
     )
-    # COCO evaluates the categories of the GT; others never count.
-    categories = np.unique(g.labels)
-    n_positive = np.empty((areas.shape[0], categories.size), np.int64)
-    for a, (lo, hi) in enumerate(areas):
-        positive = ~g.crowd & (g.area >= lo) & (g.area <= hi)
-        idx = np.searchsorted(categories, g.labels[positive])
-        n_positive[a] = np.bincount(idx, minlength=categories.size)
+    ev.update(preds, gts)
+    return ev.compute().as_dict()
 
-    image = np.repeat(np.arange(len(preds)), np.diff(p.offsets))
-    keep = (rank < max_dets[-1]) & np.isin(p.labels, categories)
-    kept = np.flatnonzero(keep)
-    order_kept = np.lexsort((rank[kept], image[kept], -p.scores[kept], p.labels[kept]))
-    order = kept[order_kept]
-    category_starts = np.searchsorted(p.labels[order], categories, side="left")
-    category_starts = np.append(category_starts, order.size).astype(np.int64)
 
-    precision = np.empty((thresholds.size, categories.size, areas.shape[0]))
-    recall = np.empty((thresholds.size, categories.size, areas.shape[0], max_dets.size))
-    _coco_kernels.accumulate_dataset(
-        order, category_starts, rank, status, n_positive, max_dets, COCO_RECALL_THRESHOLDS,
-        precision, recall,
-    )
-    t50 = np.flatnonzero(thresholds == 0.5)
-    t75 = np.flatnonzero(thresholds == 0.75)
-    stats = [
-        _mean_valid(precision[:, :, 0]),
-        _mean_valid(precision[t50, :, 0]),
-        _mean_valid(precision[t75, :, 0]),
-        _mean_valid(precision[:, :, 1]),
-        _mean_valid(precision[:, :, 2]),
-        _mean_valid(precision[:, :, 3]),
-        _mean_valid(recall[:, :, 0, 0]),
-        _mean_valid(recall[:, :, 0, 1]),
-        _mean_valid(recall[:, :, 0, 2]),
-        _mean_valid(recall[:, :, 1, 2]),
-        _mean_valid(recall[:, :, 2, 2]),
-        _mean_valid(recall[:, :, 3, 2]),
-    ]
-    return dict(zip(COCO_STAT_KEYS, stats))
+def coco_eval_files(
+    gt_json: str | os.PathLike[str] | Mapping[str, Any],
+    results_json: str | os.PathLike[str] | Sequence[Mapping[str, Any]],
+    *,
+    iou_type: IouType = "bbox",
+    max_dets: Sequence[int] = COCO_MAX_DETS,
+    area_ranges: Any = None,
+    max_dets_rule: MaxDetsRule = "consistent",
+    per_image: bool = False,
+) -> CocoEvalResult:
+    """pycocotools' ``COCO(gt); loadRes(results); COCOeval(..., "bbox")`` evaluate/accumulate/summarize, exact.
+
+    ``gt_json``: a COCO instances file (``.json`` or ``.json.gz``) or its
+    loaded dict; ``results_json``: a COCO results file or its loaded list of
+    ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``. The 12
+    stats, the per-class and (``per_image=True``) per-image values equal
+    pycocotools' to 1e-9 (same slices, same means).
+
+    Loading follows pycocotools' ``loadRes``: results of images absent from
+    the GT are an error, a result's area is its box area, a GT's ``ignore``
+    is its ``iscrowd``. Also errors here (pycocotools drops or overwrites
+    silently): results of categories absent from the GT, repeated ids,
+    a bbox that is not 4 finite numbers, a non-finite score, a missing key;
+    each message names the file, the list index and the key. GT ``iscrowd``
+    defaults to 0 and ``area`` to the box area. pycocotools counts a match
+    to an annotation of id 0 as a false positive (it uses 0 for "unmatched");
+    here id 0 is an ordinary id. An empty results list (pycocotools raises)
+    gives what pycocotools computes for no detections: 0 for every stat
+    whose area range has a positive GT, else -1.
+
+    ``max_dets``: three ascending limits (sorted, as pycocotools does). With
+    ``max_dets_rule="consistent"`` (default) stats[0] uses the last one, as
+    every other AP stat does; ``"pycocotools"`` reproduces pycocotools'
+    summarize, whose stats[0] always reads ``maxDets == 100`` (-1 when 100
+    is not among them; cocoapi #558) and prints ``maxDets=100``. The two agree
+    for the default (1, 10, 100). ``area_ranges``: 4 (low, high) pairs for
+    all / small / medium / large (or a dict with those keys), inclusive, as
+    pycocotools' ``areaRng``; they behave the same under both rules.
+    ``iou_type``: "bbox" (instance masks plug into the same evaluation with
+    their own IoU: see ``rewards._coco_eval``).
+
+    Example:
+        >>> gt = {"images": [{"id": 7}], "categories": [{"id": 1, "name": "cat"}],
+        ...       "annotations": [{"id": 1, "image_id": 7, "category_id": 1,
+        ...                        "bbox": [0, 0, 10, 10], "area": 100, "iscrowd": 0}]}
+        >>> results = [{"image_id": 7, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9}]
+        >>> r = coco_eval_files(gt, results, per_image=True)
+        >>> [round(float(v), 9) for v in (r.stats[0], r.per_class[1]["ap50"], r.per_image[7])]
+        [1.0, 1.0, 1.0]
+    """
+    params = _coco_eval.make_params(max_dets, area_ranges, max_dets_rule, iou_type)
+    gt = _coco_files.load_ground_truth(gt_json)
+    p = _coco_files.load_results(results_json, gt)
+    return _evaluate_packed(p, gt.packed, gt.image_ids, gt.categories, gt.category_names, params, per_image)

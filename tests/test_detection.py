@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from rewards import detection
 from tests.coco_oracle import (
-    _xyxy_to_xywh,
     faster_coco_stats,
     pycoco_image_ap,
     pycoco_stats,
     random_image,
+    recall_oracle,
 )
 
 
@@ -62,7 +62,11 @@ def test_map_reward_custom_thresholds():
 def test_map_reward_exact_iou_ties_on_integer_boxes():
     gt = {"boxes": [[0, 0, 10, 10], [0, 0, 10, 10]], "labels": [1, 1]}
     # IoU exactly 0.5 against both GTs (equal IoUs: the later GT wins in COCO).
-    pred = {"boxes": [[0, 0, 10, 5], [0, 0, 5, 10], [0, 0, 10, 10]], "scores": [0.5, 0.5, 0.5], "labels": [1, 1, 1]}
+    pred = {
+        "boxes": [[0, 0, 10, 5], [0, 0, 5, 10], [0, 0, 10, 10]],
+        "scores": [0.5, 0.5, 0.5],
+        "labels": [1, 1, 1],
+    }
     assert detection.map_reward(pred, gt) == pytest.approx(expected_map(pred, gt), abs=1e-9)
 
 
@@ -100,9 +104,23 @@ def test_penalize_absent_classes_closes_the_false_positive_hole():
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5), st.integers(0, 1)), max_size=5),
-    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5),
-                       st.integers(0, 1), st.sampled_from([0.25, 0.5, 0.75])), max_size=7),
+    st.lists(
+        st.tuples(
+            st.integers(0, 6), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5), st.integers(0, 1)
+        ),
+        max_size=5,
+    ),
+    st.lists(
+        st.tuples(
+            st.integers(0, 6),
+            st.integers(0, 6),
+            st.integers(0, 5),
+            st.integers(0, 5),
+            st.integers(0, 1),
+            st.sampled_from([0.25, 0.5, 0.75]),
+        ),
+        max_size=7,
+    ),
     st.lists(st.booleans(), min_size=5, max_size=5),
 )
 def test_map_reward_property_small_integer_grids(gt_rows, pred_rows, crowd):
@@ -140,7 +158,9 @@ def test_box_formats_agree_with_xyxy(fmt):
         pred, gt = random_image(rng, adversarial=False)
         p2 = {**pred, "boxes": _convert(pred["boxes"], fmt)}
         g2 = {**gt, "boxes": _convert(gt["boxes"], fmt)}
-        assert detection.map_reward(p2, g2, box_format=fmt) == pytest.approx(detection.map_reward(pred, gt), abs=1e-9)
+        assert detection.map_reward(p2, g2, box_format=fmt) == pytest.approx(
+            detection.map_reward(pred, gt), abs=1e-9
+        )
         assert detection.recall_reward(p2, g2, box_format=fmt) == pytest.approx(
             detection.recall_reward(pred, gt), abs=1e-9
         )
@@ -153,8 +173,14 @@ def test_accepts_lists_torch_and_jax_and_never_modifies_inputs():
     pred, gt = random_image(rng, n_gt=5, n_pred=10)
     before = copy.deepcopy((pred, gt))
     expected = detection.map_reward(pred, gt)
-    as_lists = ({k: np.asarray(v).tolist() for k, v in pred.items()}, {k: np.asarray(v).tolist() for k, v in gt.items()})
-    as_torch = ({k: torch.as_tensor(v) for k, v in pred.items()}, {k: torch.as_tensor(v) for k, v in gt.items()})
+    as_lists = (
+        {k: np.asarray(v).tolist() for k, v in pred.items()},
+        {k: np.asarray(v).tolist() for k, v in gt.items()},
+    )
+    as_torch = (
+        {k: torch.as_tensor(v) for k, v in pred.items()},
+        {k: torch.as_tensor(v) for k, v in gt.items()},
+    )
     as_jax = ({k: jnp.asarray(v) for k, v in pred.items()}, {k: jnp.asarray(v) for k, v in gt.items()})
     for p, g in (as_lists, as_torch):
         assert detection.map_reward(p, g) == pytest.approx(expected, abs=1e-12)
@@ -199,43 +225,18 @@ def test_batch_errors_name_the_example_and_lengths():
     with pytest.raises(ValueError, match=r"`preds` has 2 examples but `gts` has 1"):
         detection.map_reward_batch([GOOD_PRED, GOOD_PRED], [GOOD_GT])
     with pytest.raises(ValueError, match=r'preds\[1\]\["boxes"\].*NaN'):
-        detection.map_reward_batch([GOOD_PRED, {**GOOD_PRED, "boxes": [[0, 0, np.nan, 1]]}], [GOOD_GT, GOOD_GT])
+        detection.map_reward_batch(
+            [GOOD_PRED, {**GOOD_PRED, "boxes": [[0, 0, np.nan, 1]]}], [GOOD_GT, GOOD_GT]
+        )
     with pytest.raises(TypeError, match=r"preds\[0\]` must be a dict"):
         detection.recall_reward_batch([[0, 0, 1, 1]], [GOOD_GT])
     with pytest.raises(ValueError, match=r"class_weights.*label is 3"):
         detection.recall_reward({**GOOD_PRED, "labels": [3]}, GOOD_GT, class_weights=[1.0, 2.0])
-    with pytest.raises(ValueError, match=r"negative labels"):
-        detection.recall_reward({**GOOD_PRED, "labels": [-1]}, GOOD_GT)
+    with pytest.raises(ValueError, match=r"negative labels"):  # labels index class_weights
+        detection.recall_reward({**GOOD_PRED, "labels": [-1]}, GOOD_GT, class_weights=[1.0])
 
 
 # ---------------------------------------------------------------- recall
-
-
-def recall_oracle(pred, gt, thresholds, weights, duplicate_weight, iou_threshold=0.5):
-    """A numpy port of big_vision's released reward, step by step, with pycocotools' IoU."""
-    from pycocotools import mask as mask_utils
-
-    lp, lg = np.asarray(pred["labels"]), np.asarray(gt["labels"])
-    n, m = len(lp), len(lg)
-    if n and m:
-        iou_all = np.asarray(mask_utils.iou(_xyxy_to_xywh(pred["boxes"]), _xyxy_to_xywh(gt["boxes"]), [0] * m))
-    else:
-        iou_all = np.zeros((n, m))
-    rewards, match_iou = [], None
-    for thr in thresholds:
-        iou = np.where(iou_all > thr, iou_all, 0.0) * (lp[:, None] == lg[None, :])
-        if m:
-            iou = iou * np.eye(m)[np.argmax(iou, axis=1)]
-        matches_idx = np.argmax(iou, axis=0) if n else np.zeros(m, int)
-        matches_iou = iou[matches_idx, np.arange(m)] if n else np.zeros(m)
-        matches_idx = np.where(matches_iou > 0, matches_idx, -1)
-        match_reward = np.sum((matches_idx >= 0) * weights[lg])
-        matches_mask = (np.arange(n)[:, None] == matches_idx[None, :]).astype(float)
-        nms = np.sum((iou > 0) * (1 - matches_mask) * weights[lp][:, None])
-        rewards.append(match_reward - duplicate_weight * nms)
-        if thr == iou_threshold:
-            match_iou = iou.sum(axis=1)
-    return float(np.mean(rewards)), match_iou
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -316,3 +317,188 @@ def test_coco_eval_keys_and_many_detections_per_image():
     stats = detection.coco_eval(preds, gts)
     assert list(stats) == list(detection.COCO_STAT_KEYS)
     np.testing.assert_allclose(list(stats.values()), pycoco_stats(preds, gts), atol=1e-9, rtol=0)
+
+
+# ------------------------------------------- bad-input probe rows (issue 12)
+
+
+def test_map_reward_sums_precision_as_pycocotools_does():
+    """Bit for bit: the mean over the (T, R, K) precision samples in numpy's pairwise order."""
+    rng = np.random.default_rng(17)
+    gt = {"boxes": [[0, 0, 10, 10]], "labels": [3]}
+    cases = [({"boxes": [[0, 0, 10, 10]], "scores": [1.0], "labels": [3]}, gt)]
+    cases += [random_image(rng, n_classes=int(rng.integers(1, 4))) for _ in range(40)]
+    for pred, g in cases:
+        ref = pycoco_image_ap(pred, g)
+        if ref != -1:
+            assert detection.map_reward(pred, g) == ref
+
+
+@pytest.mark.parametrize("fn", [detection.map_reward, detection.recall_reward, detection.match_iou])
+def test_none_and_mapping_inputs(fn):
+    from types import MappingProxyType
+
+    with pytest.raises(TypeError, match=r"`gt` must be a dict"):
+        fn(GOOD_PRED, None)
+    with pytest.raises(TypeError, match=r"`pred` must be a dict"):
+        fn(None, GOOD_GT)
+    proxy = fn(MappingProxyType(GOOD_PRED), MappingProxyType(GOOD_GT))
+    np.testing.assert_array_equal(proxy, fn(GOOD_PRED, GOOD_GT))
+
+
+@pytest.mark.parametrize(
+    "pred, gt, kwargs, error, match",
+    [
+        (
+            {**GOOD_PRED, "boxes": np.zeros((0, 3)), "scores": [], "labels": []},
+            GOOD_GT,
+            {},
+            ValueError,
+            r'`pred\["boxes"\]` must have shape \(N, 4\), got \(0, 3\)',
+        ),
+        (
+            GOOD_PRED,
+            {**GOOD_GT, "iscrowd": [0.0]},
+            {},
+            ValueError,
+            r'`gt\["iscrowd"\]` must hold integers or booleans',
+        ),
+        (
+            {**GOOD_PRED, "labels": np.array([2**64 - 1], np.uint64)},
+            GOOD_GT,
+            {},
+            ValueError,
+            r'`pred\["labels"\]` holds 18446744073709551615, which does not fit int64',
+        ),
+        (
+            {**GOOD_PRED, "boxes": [[-1e308, 0, 1e308, 1]]},
+            GOOD_GT,
+            {},
+            ValueError,
+            r'`pred\["boxes"\]` has a box whose size overflows float64',
+        ),
+        (GOOD_PRED, GOOD_GT, {"max_dets": float("inf")}, ValueError, r"`max_dets` must be a whole number"),
+        (GOOD_PRED, GOOD_GT, {"max_dets": float("nan")}, ValueError, r"`max_dets` must be a whole number"),
+        (GOOD_PRED, GOOD_GT, {"max_dets": None}, TypeError, r"`max_dets` must be an integer"),
+        (GOOD_PRED, GOOD_GT, {"max_dets": 2**70}, ValueError, r"`max_dets` must be <="),
+    ],
+)
+def test_map_reward_probe_rows(pred, gt, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        detection.map_reward(pred, gt, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"duplicate_weight": "0.3"}, TypeError, r"`duplicate_weight` must be a real number"),
+        ({"duplicate_weight": None}, TypeError, r"`duplicate_weight` must be a real number"),
+        ({"duplicate_weight": np.array([0.3])}, TypeError, r"`duplicate_weight` must be a real number"),
+        ({"class_weights": [-1.0, -1.0, -1.0]}, ValueError, r"`class_weights` must be non-negative"),
+        ({"iou_thresholds": ["a"]}, ValueError, r"`iou_thresholds`"),
+    ],
+)
+def test_recall_reward_option_probe_rows(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        detection.recall_reward(GOOD_PRED, GOOD_GT, **kwargs)
+    with pytest.raises(TypeError, match=r"`smoothing` must be a real number"):
+        detection.class_weights_from_counts([1, 2], smoothing="0.1")
+    with pytest.raises(TypeError, match=r"`iou_threshold` must be a real number"):
+        detection.match_iou(GOOD_PRED, GOOD_GT, iou_threshold="0.5")
+
+
+def test_empty_batches_and_empty_boxes():
+    assert detection.match_iou_batch([], []) == []
+    assert detection.map_reward_batch([], []).shape == (0,)
+    assert detection.recall_reward_batch([], []).shape == (0,)
+    empty = {"boxes": [], "scores": [], "labels": []}
+    assert detection.map_reward(empty, {"boxes": np.zeros((0, 4)), "labels": []}) == 1.0
+
+
+def test_negative_gt_area_is_ignored_as_in_pycocotools():
+    gt = {"boxes": [[0, 0, 10, 10], [20, 20, 30, 30]], "labels": [1, 1], "area": [-1.0, 100.0]}
+    pred = {"boxes": [[0, 0, 10, 10], [20, 20, 30, 30]], "scores": [0.9, 0.8], "labels": [1, 1]}
+    assert detection.map_reward(pred, gt) == expected_map(pred, gt)
+
+
+def test_labels_of_any_int64_value_use_memory_of_the_input():
+    rng = np.random.default_rng(23)
+    for big in (2**40, 2**62, -(2**62)):
+        pred, gt = random_image(rng, n_gt=6, n_pred=12, n_classes=2)
+        shifted = ({**pred, "labels": pred["labels"] + big}, {**gt, "labels": gt["labels"] + big})
+        # 2**40 with a dense label table would allocate 8 TiB.
+        assert detection.recall_reward(*shifted) == detection.recall_reward(pred, gt)
+        assert detection.map_reward(*shifted) == detection.map_reward(pred, gt)
+        np.testing.assert_array_equal(detection.match_iou(*shifted), detection.match_iou(pred, gt))
+        assert detection.coco_eval([shifted[0]], [shifted[1]]) == detection.coco_eval([pred], [gt])
+    small = {**GOOD_PRED, "labels": np.array([0], np.uint64)}
+    assert detection.map_reward(small, GOOD_GT) == detection.map_reward(GOOD_PRED, GOOD_GT)
+
+
+PADDED_PREDS = {
+    "boxes": np.array([[[0, 0, 10, 10]]], float),
+    "scores": np.ones((1, 1)),
+    "labels": np.zeros((1, 1), int),
+    "valid": np.ones((1, 1), bool),
+}
+PADDED_GTS = {
+    "boxes": np.array([[[0, 0, 10, 10]]], float),
+    "labels": np.zeros((1, 1), int),
+    "valid": np.ones((1, 1), bool),
+}
+
+
+@pytest.mark.parametrize(
+    "fn", [detection.map_reward_padded, detection.recall_reward_padded, detection.match_iou_padded]
+)
+@pytest.mark.parametrize("dtype", [complex, str, bool, object])
+def test_padded_entry_points_reject_non_numeric_boxes(fn, dtype):
+    boxes = PADDED_PREDS["boxes"].astype(dtype)
+    if dtype is object:
+        boxes[0, 0, 0] = None
+    with pytest.raises(ValueError, match=r'`preds\["boxes"\]` must be numeric'):
+        fn({**PADDED_PREDS, "boxes": boxes}, PADDED_GTS)
+    with pytest.raises(ValueError, match=r'`gts\["boxes"\]` must be numeric'):
+        fn(PADDED_PREDS, {**PADDED_GTS, "boxes": boxes})
+
+
+def test_bfloat16_inputs_are_widened():
+    torch = pytest.importorskip("torch")
+    pred = {k: torch.as_tensor(np.asarray(v)) for k, v in GOOD_PRED.items()}
+    pred["boxes"] = pred["boxes"].to(torch.bfloat16)
+    assert detection.recall_reward(pred, GOOD_GT) == detection.recall_reward(GOOD_PRED, GOOD_GT)
+    padded = {**PADDED_PREDS, "boxes": torch.as_tensor(PADDED_PREDS["boxes"]).to(torch.bfloat16)}
+    np.testing.assert_array_equal(
+        detection.recall_reward_padded(padded, PADDED_GTS),
+        detection.recall_reward_padded(PADDED_PREDS, PADDED_GTS),
+    )
+
+
+def test_stable_order_kernel_equals_numpy_stable_lexsort():
+    from rewards._coco_kernels import _stable_order
+
+    rng = np.random.default_rng(29)
+    for n in (0, 1, 5, 64, 65, 200, 1000):
+        major = rng.integers(-3, 3, n).astype(np.int64)
+        minor = np.round(rng.normal(size=n), 1)  # many ties
+        np.testing.assert_array_equal(_stable_order(major, minor), np.lexsort((minor, major)))
+
+
+def test_recall_reward_with_predictions_but_no_gt_reads_nothing_out_of_bounds():
+    """Under numba's bounds checking (a subprocess: the flag is read at compile time)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    code = (
+        "import numpy as np, rewards\n"
+        "pred = {'boxes': [[0, 0, 1, 1], [0, 0, 2, 2]], 'scores': [1.0, 0.5], 'labels': [0, 3]}\n"
+        "gt = {'boxes': np.zeros((0, 4)), 'labels': np.zeros(0, int)}\n"
+        "print(rewards.recall_reward(pred, gt), rewards.recall_reward(pred, gt, normalize=True))\n"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": cache}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["0.0", "0.0"]

@@ -1,0 +1,268 @@
+"""COCO instances and results json files -> packed arrays, with pycocotools' loadRes semantics.
+
+Reading: the standard library's ``json`` (C scanner) with the cyclic garbage
+collector paused. Measured on the 5000-image / 36k-GT / 100k-detection
+benchmark files it is the largest single phase of the command line (about a
+quarter: benchmarks/test_coco_files_bench.py prints the breakdown), but no
+faster parser ships with numpy or numba, and the remaining gain did not
+justify a new dependency. ``.gz`` files are read through gzip.
+
+Packing: images in ascending id order (pycocotools' ``params.imgIds``); each
+image's GTs and detections keep their file order (pycocotools' tie order).
+Every field is checked on whole columns first; only when a column is bad is
+the list walked again to name the first bad entry: ``file: annotations[12]["bbox"] ...``.
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import json
+import os
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from rewards._detection_inputs import PackedGroundTruth, PackedPredictions
+from rewards._inputs import offsets_from_lengths
+
+
+class CocoGroundTruth(NamedTuple):
+    """A COCO instances ground truth, packed by image (ascending image id)."""
+
+    name: str  # file name (or "gt") used in messages
+    image_ids: np.ndarray  # (B,) int64 ascending
+    categories: np.ndarray  # (K,) int64 ascending
+    category_names: dict[int, str]
+    packed: PackedGroundTruth  # boxes xywh; images in ``image_ids`` order
+    annotation_ids: np.ndarray  # (G,) int64, in packed order
+
+
+def read_json(source: Any, default_name: str) -> tuple[Any, str]:
+    """The parsed json of a path (``.gz`` allowed) or an already-loaded object, and its name."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        opener = gzip.open if path.endswith(".gz") else open
+        # json builds no reference cycles, but its many new dicts trigger the cyclic
+        # collector again and again: measured a third of the parse on the benchmark files.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            with opener(path, "rb") as f:
+                return json.load(f), path
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        except (OSError, EOFError) as err:
+            raise ValueError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
+        finally:
+            if collecting:
+                gc.enable()
+    return source, default_name
+
+
+def _where(name: str, section: str | None, i: int, key: str | None = None) -> str:
+    s = f"{name}: {section}[{i}]" if section else f"{name}: [{i}]"
+    return s + (f'["{key}"]' if key is not None else "")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _explain(items: list, name: str, section: str | None, key: str, kind: str) -> None:
+    """Walks ``items`` and raises the error of the first bad ``key``; kind: int | number | flag | bbox."""
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValueError(f"{_where(name, section, i)} must be an object, got {type(item).__name__}")
+        if key not in item:
+            raise ValueError(f"{_where(name, section, i)} is missing the key {key!r}")
+        v = item[key]
+        where = _where(name, section, i, key)
+        if kind == "int" and not _is_int(v):
+            raise ValueError(f"{where} must be an integer, got {v!r}")
+        if kind == "int" and not -(2**63) <= v < 2**63:
+            raise ValueError(f"{where} {v} does not fit int64")
+        if kind in ("number", "flag") and not (_is_number(v) or (kind == "flag" and isinstance(v, bool))):
+            raise ValueError(f"{where} must be a number, got {v!r}")
+        if kind in ("number", "flag") and not np.isfinite(v):
+            raise ValueError(f"{where} must be finite, got {v!r}")
+        if kind == "bbox":
+            if not isinstance(v, (list, tuple)) or len(v) != 4 or not all(_is_number(x) for x in v):
+                raise ValueError(f"{where} must be a list of 4 numbers [x, y, width, height], got {v!r}")
+            if not all(np.isfinite(x) for x in v):
+                raise ValueError(f"{where} contains NaN or infinite values: {v!r}")
+            if v[2] < 0 or v[3] < 0:
+                raise ValueError(f"{where} has a negative width or height: {v!r}")
+    raise AssertionError(
+        f"{name}: {section}[...][{key!r}] was rejected but no entry is bad"
+    )  # pragma: no cover
+
+
+def _column(
+    items: list, name: str, section: str | None, key: str, kind: str, default: Any = None
+) -> np.ndarray:
+    """One field of every item as an array (int64 / float64 / bool), or the error naming the first bad item."""
+    try:
+        if default is None:
+            values = [item[key] for item in items]
+        else:
+            values = [item.get(key, default) for item in items]
+        a = np.array(values)
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError):
+        _explain(items, name, section, key, kind)
+    n = len(items)
+    if n == 0:
+        return np.zeros(
+            (0, 4) if kind == "bbox" else 0, {"int": np.int64, "flag": np.bool_}.get(kind, np.float64)
+        )
+    if kind == "bbox":
+        ok = a.shape == (n, 4) and a.dtype.kind in "fi"
+        if ok:
+            a = a.astype(np.float64, copy=False)
+            ok = bool(np.isfinite(a).all() and (a[:, 2:] >= 0).all())
+        if not ok:
+            _explain(items, name, section, key, kind)
+        return a
+    if a.shape != (n,):
+        _explain(items, name, section, key, kind)
+    if kind == "int":
+        if a.dtype.kind != "i":
+            _explain(items, name, section, key, kind)
+        return a.astype(np.int64, copy=False)
+    good = a.dtype.kind in ("fib" if kind == "flag" else "fi")
+    if not (good and np.isfinite(a.astype(np.float64, copy=False)).all()):
+        _explain(items, name, section, key, kind)
+    return a.astype(np.bool_ if kind == "flag" else np.float64, copy=False)
+
+
+def _list_section(data: Any, name: str, section: str) -> list:
+    if section not in data:
+        raise ValueError(f"{name} is missing the key {section!r}")
+    items = data[section]
+    if not isinstance(items, list):
+        raise ValueError(f'{name}: "{section}" must be a list, got {type(items).__name__}')
+    return items
+
+
+def _unique_ids(ids: np.ndarray, name: str, section: str) -> np.ndarray:
+    """Sorted ids; a repeated id is an error naming both entries."""
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    dup = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1])
+    if dup.size:
+        first, second = sorted(order[dup[0] : dup[0] + 2].tolist())
+        raise ValueError(
+            f'{name}: {section}[{second}]["id"] repeats the id {int(ids[second])} of {section}[{first}]'
+        )
+    return sorted_ids
+
+
+def _index_of(
+    values: np.ndarray,
+    table: np.ndarray,
+    what: str,
+    name: str,
+    section: str | None,
+    key: str,
+    table_name: str,
+) -> np.ndarray:
+    """Positions of ``values`` in the sorted ``table``; an unknown value is an error naming its entry."""
+    idx = np.searchsorted(table, values)
+    idx_clipped = np.minimum(idx, max(table.size - 1, 0))
+    bad = (idx >= table.size) | (table[idx_clipped] != values) if table.size else np.ones(values.size, bool)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{_where(name, section, i, key)} {int(values[i])} is not {what} of {table_name}")
+    return idx
+
+
+def load_ground_truth(source: Any) -> CocoGroundTruth:
+    """A COCO instances json (path or loaded dict) -> :class:`CocoGroundTruth`.
+
+    As pycocotools: a GT is ignored when ``iscrowd`` is set (any ``ignore``
+    key is overwritten by it); ``area`` is the annotation's own (mask) area.
+    Differences, each an error there or here: ``iscrowd`` defaults to 0 and
+    ``area`` to the box area when absent (pycocotools raises KeyError);
+    repeated image, category or annotation ids, annotations of unknown images
+    or categories, and malformed values are errors (pycocotools silently
+    drops or overwrites them).
+    """
+    data, name = read_json(source, "gt")
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{name} must hold a COCO object with images, annotations and categories, "
+            f"got {type(data).__name__}"
+        )
+    images = _list_section(data, name, "images")
+    categories = _list_section(data, name, "categories")
+    anns = _list_section(data, name, "annotations")
+    image_ids = _unique_ids(_column(images, name, "images", "id", "int"), name, "images")
+    cat_ids_file = _column(categories, name, "categories", "id", "int")
+    cat_ids = _unique_ids(cat_ids_file, name, "categories")
+    names = {int(c): str(item.get("name", c)) for c, item in zip(cat_ids_file.tolist(), categories)}
+    ann_ids = _column(anns, name, "annotations", "id", "int")
+    _unique_ids(ann_ids, name, "annotations")
+    image_index = _index_of(
+        _column(anns, name, "annotations", "image_id", "int"),
+        image_ids,
+        "the id of an image",
+        name,
+        "annotations",
+        "image_id",
+        f'{name}\'s "images"',
+    )
+    labels = _column(anns, name, "annotations", "category_id", "int")
+    _index_of(
+        labels, cat_ids, "the id of a category", name, "annotations", "category_id", f'{name}\'s "categories"'
+    )
+    boxes = _column(anns, name, "annotations", "bbox", "bbox")
+    crowd = _column(anns, name, "annotations", "iscrowd", "flag", default=0)
+    area = _column(anns, name, "annotations", "area", "number", default=-1.0)
+    missing_area = np.array([("area" not in a) for a in anns], bool) if (area == -1.0).any() else None
+    if missing_area is not None and missing_area.any():
+        area[missing_area] = boxes[missing_area, 2] * boxes[missing_area, 3]
+    order = np.argsort(image_index, kind="stable")
+    offsets = offsets_from_lengths(np.bincount(image_index, minlength=image_ids.size))
+    packed = PackedGroundTruth(
+        np.ascontiguousarray(boxes[order]), labels[order], crowd[order], area[order], offsets
+    )
+    return CocoGroundTruth(name, image_ids, cat_ids, names, packed, ann_ids[order])
+
+
+def load_results(source: Any, gt: CocoGroundTruth) -> PackedPredictions:
+    """A COCO results json (path or loaded list) -> packed detections in ``gt``'s image order.
+
+    As pycocotools' ``loadRes``: the results must be a list; results for
+    images absent from the GT are an error; a result's area is its box area
+    (any ``area``, ``id`` or ``iscrowd`` key is ignored). Also an error here:
+    a category absent from the GT's categories (pycocotools silently skips
+    it), a bbox that is not 4 finite numbers with non-negative size, a score
+    that is not a finite number. An empty list is valid: no detections.
+    """
+    data, name = read_json(source, "results")
+    if not isinstance(data, list):
+        raise ValueError(f"{name} must hold a list of results, got {type(data).__name__}")
+    if data and isinstance(data[0], dict) and "bbox" not in data[0] and "segmentation" in data[0]:
+        raise ValueError(
+            f"{name} holds segmentation results; iou_type='bbox' needs a \"bbox\" in every result"
+        )
+    image_index = _index_of(
+        _column(data, name, None, "image_id", "int"),
+        gt.image_ids,
+        "an image",
+        name,
+        None,
+        "image_id",
+        f"the ground truth {gt.name}",
+    )
+    labels = _column(data, name, None, "category_id", "int")
+    _index_of(labels, gt.categories, "a category", name, None, "category_id", f"the ground truth {gt.name}")
+    boxes = _column(data, name, None, "bbox", "bbox")
+    scores = _column(data, name, None, "score", "number")
+    order = np.argsort(image_index, kind="stable")
+    offsets = offsets_from_lengths(np.bincount(image_index, minlength=gt.image_ids.size))
+    return PackedPredictions(np.ascontiguousarray(boxes[order]), scores[order], labels[order], offsets)
