@@ -54,6 +54,7 @@ _EXPORTS = {
     "colorfulness_batch": "colorization",
     "colorfulness_reward": "colorization",
     "colorfulness_reward_batch": "colorization",
+    "KernelCacheWarning": "_numba",
 }
 _SUBMODULES = ("captioning", "colorization", "detection", "masks", "panoptic", "adapters")
 
@@ -83,6 +84,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the eager imports
         document_frequencies,
         tokenize,
     )
+    from rewards._numba import KernelCacheWarning
     from rewards.colorization import (
         colorfulness,
         colorfulness_batch,

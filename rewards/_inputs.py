@@ -36,16 +36,17 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
 _TORCH_WIDEN = ("torch.bfloat16", "torch.float8_e4m3fn", "torch.float8_e5m2")
 
 
-def real_option(value: Any, name: str, *, low: float | None = None, high: float | None = None,
-                low_inclusive: bool = True) -> float:
+def real_option(
+    value: Any, name: str, *, low: float | None = None, high: float | None = None, low_inclusive: bool = True
+) -> float:
     """A finite real scalar option (bool and strings rejected), within [low, high].
 
-        >>> real_option(0.3, "duplicate_weight")
-        0.3
-        >>> real_option("0.3", "duplicate_weight")
-        Traceback (most recent call last):
-        ...
-        TypeError: `duplicate_weight` must be a real number, got str '0.3'
+    >>> real_option(0.3, "duplicate_weight")
+    0.3
+    >>> real_option("0.3", "duplicate_weight")
+    Traceback (most recent call last):
+    ...
+    TypeError: `duplicate_weight` must be a real number, got str '0.3'
     """
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
@@ -65,12 +66,12 @@ def real_option(value: Any, name: str, *, low: float | None = None, high: float 
 def int_option(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
     """An integer scalar option: ints, or floats with an integral value (bool rejected).
 
-        >>> int_option(100.0, "max_dets", low=1)
-        100
-        >>> int_option(float("inf"), "max_dets", low=1)
-        Traceback (most recent call last):
-        ...
-        ValueError: `max_dets` must be a whole number, got inf
+    >>> int_option(100.0, "max_dets", low=1)
+    100
+    >>> int_option(float("inf"), "max_dets", low=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: `max_dets` must be a whole number, got inf
     """
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
@@ -84,18 +85,6 @@ def int_option(value: Any, name: str, *, low: int | None = None, high: int | Non
     if high is not None and out > high:
         raise ValueError(f"`{name}` must be <= {high}, got {value!r}")
     return out
-
-
-def as_int_array(x: Any, name: str) -> np.ndarray:
-    """An integer (int64) array; float input is accepted only when empty."""
-    a = to_numpy(x, name)
-    if a.dtype.kind in "iu":
-        return a.astype(np.int64, copy=False)
-    if a.dtype == np.bool_:
-        raise ValueError(f"`{name}` must hold integers, got dtype bool")
-    if a.size == 0:
-        return np.zeros(a.shape, np.int64)
-    raise ValueError(f"`{name}` must hold integers, got dtype {a.dtype}")
 
 
 def as_float_array(x: Any, name: str) -> np.ndarray:
@@ -119,9 +108,7 @@ def check_batch_lengths(first: Any, second: Any, first_name: str, second_name: s
         if not hasattr(value, "__len__") or isinstance(value, (str, bytes, dict)):
             raise TypeError(f"`{name}` must be a sequence of examples, got {type(value).__name__}")
     if len(first) != len(second):
-        raise ValueError(
-            f"`{first_name}` has {len(first)} examples but `{second_name}` has {len(second)}"
-        )
+        raise ValueError(f"`{first_name}` has {len(first)} examples but `{second_name}` has {len(second)}")
     return len(first)
 
 

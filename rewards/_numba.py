@@ -10,25 +10,34 @@ own order of preference:
 3. numba's per-user cache directory (``~/.cache/numba`` on Linux);
 4. otherwise (read-only site-packages and no writable home: containers,
    ``nobody``) a directory ``task-rewards-numba-<uid>`` under the system
-   temporary directory, announced by one :class:`KernelCacheWarning`.
+   temporary directory, announced by one :class:`KernelCacheWarning`. It is
+   used only if this user owns it and nobody else can write to it (numba's
+   cache files are pickles: a folder planted by another user could run code).
 
-If not even that is writable, kernels compile in memory each process (one more
-warning) instead of failing at import. The fallback applies to this package's
-files only: other numba users in the process see numba's behaviour unchanged.
+If that is not possible either, kernels compile in memory in each process,
+announced by one :class:`KernelCacheWarning`, instead of failing at import.
+The fallback applies to this package's files only: other numba users in the
+process see numba's behaviour unchanged.
 
 Kernels are serial (``parallel=False``) and release the GIL (``nogil=True``):
 numba's parallel layers are unsafe in the places rewards run (GNU OpenMP
 aborts fork-started children such as DataLoader workers; the workqueue layer
-aborts concurrent threads), and serial kernels compile several times faster.
-Callers who want more cores call the batch functions from threads.
+aborts concurrent threads). Measured on 2 shared cores, serial kernels also
+compiled up to 2.9x faster per family (as fast at worst) than with
+``parallel=True``, and ran most batch functions much faster, none more than 4%
+slower (README, "Where rewards run").
+Callers who want more cores call the batch functions from threads: the
+kernels release the GIL.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import warnings
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numba
 
@@ -44,6 +53,25 @@ class KernelCacheWarning(RuntimeWarning):
 def _fallback_cache_root() -> str:
     uid = os.getuid() if hasattr(os, "getuid") else "user"
     return os.path.join(tempfile.gettempdir(), f"task-rewards-numba-{uid}")
+
+
+def _private_directory(path: str) -> bool:
+    """``path`` is (now) a directory that only this user can write.
+
+    The cache holds pickles that numba loads and runs: in a shared temporary
+    directory, a folder another user created (or can write to) could plant
+    code, so such a folder is never used.
+    """
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
+        return False
+    return True
 
 
 def _make_fallback_locator() -> type | None:
@@ -74,10 +102,12 @@ def _make_fallback_locator() -> type | None:
                 return None
             if not os.path.exists(py_file):
                 return None
-            self = cls(py_func, py_file)
             try:
+                if not _private_directory(_fallback_cache_root()):
+                    return None
+                self = cls(py_func, py_file)
                 self.ensure_cache_path()
-            except OSError:
+            except OSError:  # includes no usable temporary directory at all
                 return None
             if not cls._warned:
                 cls._warned = True
@@ -95,10 +125,12 @@ def _make_fallback_locator() -> type | None:
 
 def _install_fallback_locator() -> None:
     try:
-        from numba.core.caching import _CacheImpl
+        from numba.core import caching
     except ImportError:  # pragma: no cover
         return
-    classes = getattr(_CacheImpl, "_locator_classes", None)
+    # Newer numba (0.68 here) calls it CacheImpl, older _CacheImpl; subclasses share its list.
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    classes = getattr(impl, "_locator_classes", None)
     if not isinstance(classes, list):  # pragma: no cover
         return
     if any(getattr(c, "__name__", "") == "TempDirCacheLocator" for c in classes):
