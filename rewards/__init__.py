@@ -77,6 +77,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static checkers and IDEs see the eager imports
     from rewards import captioning, colorization, detection, masks, panoptic
+    from rewards._numba import KernelCacheWarning
     from rewards.captioning import (
         DocumentFrequencies,
         cider_reward,
@@ -84,7 +85,6 @@ if TYPE_CHECKING:  # static checkers and IDEs see the eager imports
         document_frequencies,
         tokenize,
     )
-    from rewards._numba import KernelCacheWarning
     from rewards.colorization import (
         colorfulness,
         colorfulness_batch,

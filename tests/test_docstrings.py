@@ -6,8 +6,6 @@ import pkgutil
 
 import pytest
 
-import rewards
-
 FRAMEWORK = {"rewards.adapters.torch": "torch", "rewards.adapters.jax": "jax", "rewards.adapters.trl": "trl"}
 
 

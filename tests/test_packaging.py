@@ -23,7 +23,9 @@ def dist(tmp_path_factory) -> pathlib.Path:
     for kind in ("--wheel", "--sdist"):
         subprocess.run(
             [sys.executable, "-m", "build", kind, "--no-isolation", "--outdir", str(out), str(ROOT)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
     return out
 
@@ -44,7 +46,9 @@ def test_wheel_requires_only_numpy_and_numba(dist):
     with zipfile.ZipFile(_wheel(dist)) as wheel:
         meta_name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
         meta = email.message_from_bytes(wheel.read(meta_name))
-    core = sorted(r.split(">")[0].split("=")[0].strip() for r in meta.get_all("Requires-Dist") if "extra ==" not in r)
+    core = sorted(
+        r.split(">")[0].split("=")[0].strip() for r in meta.get_all("Requires-Dist") if "extra ==" not in r
+    )
     assert core == ["numba", "numpy"]
     assert meta["License-Expression"] == "Apache-2.0"
     assert {"torch", "jax", "train", "trl", "test", "bench"} <= set(meta.get_all("Provides-Extra"))
@@ -56,8 +60,20 @@ def test_wheel_installs_beside_adapterhub(dist, tmp_path):
     pytest.importorskip("adapters", reason="AdapterHub's adapters (test extra) not installed")
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(_wheel(dist))],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(_wheel(dist)),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     code = (
         "import adapters, rewards, rewards.adapters.torch, rewards.adapters.box_tokens\n"
@@ -99,8 +115,16 @@ print(rewards.colorfulness(np.zeros((2, 2, 3), np.uint8)))
 def test_sdist_carries_its_tests(dist):
     sdist = next(dist.glob("task_rewards-*.tar.gz"))
     names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
-    for needed in ("LICENSE", "pyproject.toml", "tests/coco_oracle.py", "tests/panoptic_oracle.py",
-                   "tests/ptb_oracle.py", "tests/conftest.py", "adapters/torch.py", "rewards/_numba.py"):
+    for needed in (
+        "LICENSE",
+        "pyproject.toml",
+        "tests/coco_oracle.py",
+        "tests/panoptic_oracle.py",
+        "tests/ptb_oracle.py",
+        "tests/conftest.py",
+        "adapters/torch.py",
+        "rewards/_numba.py",
+    ):
         assert needed in names, needed
 
 
