@@ -50,6 +50,14 @@ _EXPORTS = {
     "cider_reward_batch": "captioning",
     "document_frequencies": "captioning",
     "tokenize": "captioning",
+    "bleu": "captioning",
+    "bleu_batch": "captioning",
+    "rouge_l": "captioning",
+    "rouge_l_batch": "captioning",
+    "coco_caption_eval": "captioning",
+    "CaptionEval": "captioning",
+    "tokenize_captions": "captioning",
+    "coco_references": "captioning",
     "colorfulness": "colorization",
     "colorfulness_batch": "colorization",
     "colorfulness_reward": "colorization",
@@ -79,11 +87,19 @@ if TYPE_CHECKING:  # static checkers and IDEs see the eager imports
     from rewards import captioning, colorization, detection, masks, panoptic
     from rewards._numba import KernelCacheWarning
     from rewards.captioning import (
+        CaptionEval,
         DocumentFrequencies,
+        bleu,
+        bleu_batch,
         cider_reward,
         cider_reward_batch,
+        coco_caption_eval,
+        coco_references,
         document_frequencies,
+        rouge_l,
+        rouge_l_batch,
         tokenize,
+        tokenize_captions,
     )
     from rewards.colorization import (
         colorfulness,

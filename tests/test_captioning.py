@@ -2,27 +2,93 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from rewards import captioning
-from tests.ptb_oracle import HANDWRITTEN, caption_like_sentences, jar_tokenize, java_available
+from tests.ptb_oracle import FILE_CONTEXT, HANDWRITTEN, caption_like_sentences, jar_tokenize, java_available
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_java = pytest.mark.skipif(not java_available(), reason="java is not installed")
 
 
-@pytest.mark.skipif(not java_available(), reason="java is not installed")
+@needs_java
 def test_tokenize_matches_the_coco_jar_token_for_token():
     sentences = caption_like_sentences(500, seed=1) + HANDWRITTEN
-    expected = jar_tokenize(sentences)
-    mismatches = [(s, e, captioning.tokenize(s)) for s, e in zip(sentences, expected) if captioning.tokenize(s) != e]
+    # each sentence followed by a line that opens no sentence: tokenize()'s documented context
+    expected = jar_tokenize([x for s in sentences for x in (s, "sentinel")])[::2]
+    mismatches = [
+        (s, e, captioning.tokenize(s)) for s, e in zip(sentences, expected) if captioning.tokenize(s) != e
+    ]
     assert not mismatches, mismatches[:5]
+
+
+@needs_java
+def test_tokenize_captions_reproduces_the_file_context():
+    lines = FILE_CONTEXT + HANDWRITTEN + caption_like_sentences(300, seed=2) + FILE_CONTEXT
+    assert captioning.tokenize_captions(lines) == jar_tokenize(lines, sentinel=None)
+    assert captioning.tokenize_captions(lines[:1]) == jar_tokenize(
+        lines[:1], sentinel=None
+    )  # only a last line
+    assert captioning.tokenize_captions([]) == []
+
+
+def _real_captions(name):
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    data = json.load(gzip.open(path))
+    return [a["caption"] for a in (data["annotations"] if isinstance(data, dict) else data)]
+
+
+@needs_java
+@pytest.mark.parametrize(
+    "name",
+    [
+        "captions_val2017.json.gz",
+        "coco-caption_captions_val2014_fakecap_results.json.gz",
+        "cocoapi_captions_val2014_fakecap_results.json.gz",
+    ],
+)
+def test_every_real_coco_caption_tokenizes_as_the_jar_does(name):
+    captions = _real_captions(name)
+    expected = jar_tokenize(captions, sentinel=None)  # one file, as pycocoevalcap writes it
+    ours = captioning.tokenize_captions(captions)
+    mismatches = [(c, e, o) for c, e, o in zip(captions, expected, ours) if e != o]
+    assert len(ours) == len(expected) == len(captions) and not mismatches, mismatches[:5]
 
 
 def test_tokenize_quirks_are_kept():
     assert captioning.tokenize("I can't\nstop (now)") == ["i", "ca", "n't", "stop", "-lrb-", "now", "-rrb-"]
-    assert captioning.tokenize("It's 50% of $5 in the U.S.") == ["it", "'s", "50", "%", "of", "$", "5", "in", "the", "u.s."]
+    assert captioning.tokenize("It's 50% of $5 in the U.S.") == [
+        "it",
+        "'s",
+        "50",
+        "%",
+        "of",
+        "$",
+        "5",
+        "in",
+        "the",
+        "u.s.",
+    ]
     assert captioning.tokenize("...") == []
     with pytest.raises(TypeError, match="text"):
         captioning.tokenize(["a", "b"])
+    with pytest.raises(TypeError, match=r"`captions\[1\]`"):
+        captioning.tokenize_captions(["a", None])
+    with pytest.raises(TypeError, match="`captions`"):
+        captioning.tokenize_captions("a b")
+
+
+def test_untokenizable_characters_are_deleted_as_documented():
+    # the probe's NOTE rows: control characters and emoji with zero-width joiners
+    assert captioning.tokenize("a \x00 cat \x07 on \x1b[31mmat") == ["a", "cat", "on", "-lsb-", "31mmat"]
+    assert captioning.tokenize("a 👩\u200d👩\u200d👧 family 🐈 on a mat") == ["a", "family", "on", "a", "mat"]
 
 
 def _coco_cider(cands, refs):
@@ -110,9 +176,51 @@ def test_bad_input():
         captioning.cider_reward(3, ["a cat"], df)
     with pytest.raises(TypeError, match=r"references_list\[0\]\[0\]"):
         captioning.cider_reward_batch(["a"], [[None]], df)
-    with pytest.raises(ValueError, match="2 captions but `references_list` has 1"):
+    with pytest.raises(ValueError, match="`candidates` has 2 examples but `references_list` has 1"):
         captioning.cider_reward_batch(["a", "b"], [["a"]], df)
     with pytest.raises(TypeError, match="doc_freq"):
         captioning.cider_reward("a", ["a"], {"a": 1})
     with pytest.raises(ValueError, match="refs_per_image\\[1\\]"):
         captioning.document_frequencies([["a"], []])
+
+
+@pytest.mark.parametrize("sigma", ["6", None, True, [6.0]])
+def test_sigma_of_the_wrong_type_is_a_type_error_naming_it(sigma):
+    df = captioning.document_frequencies([["a cat"]])
+    with pytest.raises(TypeError, match="`sigma`"):
+        captioning.cider_reward("a cat", ["a cat"], df, sigma=sigma)
+
+
+@pytest.mark.parametrize("sigma", [0.0, -1.0, float("nan"), float("inf")])
+def test_sigma_out_of_range_is_a_value_error_naming_it(sigma):
+    df = captioning.document_frequencies([["a cat"]])
+    with pytest.raises(ValueError, match="`sigma`"):
+        captioning.cider_reward_batch(["a cat"], [["a cat"]], df, sigma=sigma)
+
+
+def test_document_frequencies_load_rejects_what_save_did_not_write(tmp_path):
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"this is not an npz archive at all")
+    with pytest.raises(ValueError, match="corrupt.npz is not a DocumentFrequencies file"):
+        captioning.DocumentFrequencies.load(corrupt)
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, n_images=3, keys_2=np.zeros(0, np.int64))
+    with pytest.raises(ValueError, match=r"partial.npz .*lacks words, keys_3"):
+        captioning.DocumentFrequencies.load(partial)
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros(3))
+    with pytest.raises(ValueError, match="single.npy .*not an .npz archive"):
+        captioning.DocumentFrequencies.load(single)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(
+        pickled,
+        **{
+            k: np.array([{"a": 1}], dtype=object)
+            for k in ["n_images", "words", "keys_2", "keys_3", "keys_4", "df_1", "df_2", "df_3", "df_4"]
+        },
+    )
+    with pytest.raises(ValueError, match="pickled.npz .*object") as caught:
+        captioning.DocumentFrequencies.load(pickled)
+    assert "allow_pickle" not in str(caught.value)
+    with pytest.raises(FileNotFoundError):
+        captioning.DocumentFrequencies.load(tmp_path / "missing.npz")
