@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rewards._panoptic_files import read_json
+from rewards._json_files import read_json_file
 
 
 def _is_int(x: Any) -> bool:
@@ -26,7 +26,7 @@ def read_ground_truth(path: str | os.PathLike) -> tuple[list, dict[Any, list[str
     without an ``images`` list, the order is that of first appearance in
     ``annotations``.
     """
-    data = read_json(path)
+    data = read_json_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise ValueError(f"{path}: not a COCO captions file (needs an 'annotations' list)")
     captions: dict[Any, list[str]] = {}
@@ -55,7 +55,7 @@ def read_results(path: str | os.PathLike) -> dict[Any, str]:
     A second result for the same image is an error (pycocoevalcap's scorers
     assert one caption per image and stop).
     """
-    data = read_json(path)
+    data = read_json_file(path)
     if not isinstance(data, list):
         raise ValueError(
             f"{path}: a results file is a list of {{'image_id', 'caption'}} objects, "

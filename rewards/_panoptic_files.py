@@ -7,7 +7,6 @@ Every error names the file, the image and the segment.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import warnings
@@ -21,6 +20,7 @@ import numpy as np
 from rewards import _panoptic_kernels as kernels
 from rewards import _png
 from rewards._inputs import to_numpy
+from rewards._json_files import read_json_file
 
 _MAX_SEGMENT_ID = 256**3 - 1
 _INT32_MAX = 2**31 - 1
@@ -28,20 +28,6 @@ _INT32_MAX = 2**31 - 1
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    """A json file, gzip-compressed when its name ends with .gz."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid json ({err})") from None
-    except FileNotFoundError:
-        raise
-    except (OSError, EOFError, UnicodeDecodeError) as err:  # a corrupt .gz, a directory, binary data
-        raise ValueError(f"{path}: cannot be read as json ({err})") from None
 
 
 def default_folder(json_path: str | os.PathLike) -> Path:
@@ -164,7 +150,7 @@ def load(
     folder = default_folder(json_path) if png_folder is None else Path(png_folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: PNG folder of {json_path} does not exist")
-    data = read_json(json_path)
+    data = read_json_file(json_path)
     where = str(json_path)
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise ValueError(f"{where}: a COCO panoptic json holds a dict with an 'annotations' list")

@@ -16,7 +16,8 @@ from rewards._numba import kernel
 @kernel
 def _lcs(a, b, row):
     """Length of the LCS of int arrays ``a`` and ``b``; ``row`` is scratch of size len(b) + 1."""
-    row[:] = 0
+    for j in range(row.size):
+        row[j] = 0
     for i in range(a.size):
         diagonal = 0  # row[j - 1] of the previous row
         for j in range(1, b.size + 1):

@@ -133,7 +133,7 @@ def test_bad_input_exits_2_with_a_named_error(tmp_path, capsys):
     assert "image 1 has a result but no reference caption" in err
     (tmp_path / "broken.json").write_text("{not json")
     assert captioning.main([str(tmp_path / "broken.json"), str(tmp_path / "res.json")]) == 2
-    assert "not valid json" in capsys.readouterr().err
+    assert "not valid json" in capsys.readouterr().err.lower()
     assert captioning.main([str(tmp_path / "missing.json"), str(tmp_path / "res.json")]) == 2
     assert "missing.json" in capsys.readouterr().err
 
