@@ -16,7 +16,9 @@ from reference_training.data import CLASS_NAMES, Scenes
 # Colour names of each kind's palette (data.PALETTES), in the same order.
 COLOUR_NAMES = (("red", "orange"), ("green", "lime"), ("blue", "cyan"), ("magenta", "purple"))
 NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-FILLERS = "a an and are big biggest from image is left of right shape shapes small the there to top bottom".split()
+FILLERS = (
+    "a an and are big biggest from image is left of right shape shapes small the there to top bottom".split()
+)
 
 
 def vocabulary() -> list[str]:
@@ -51,7 +53,10 @@ def describe(boxes: np.ndarray, labels: np.ndarray, colours: np.ndarray, valid: 
 
 
 def references(scenes: Scenes) -> list[list[str]]:
-    return [describe(b, lab, col, v) for b, lab, col, v in zip(scenes.boxes, scenes.labels, scenes.colours, scenes.valid)]
+    return [
+        describe(b, lab, col, v)
+        for b, lab, col, v in zip(scenes.boxes, scenes.labels, scenes.colours, scenes.valid)
+    ]
 
 
 class WordCodec:

@@ -44,11 +44,13 @@ class Scenes:
     def __len__(self) -> int:
         return len(self.images)
 
-    def subset(self, idx) -> "Scenes":
+    def subset(self, idx) -> Scenes:
         refs = None if self.refs is None else self.refs[idx]
-        return Scenes(self.images[idx], self.boxes[idx], self.labels[idx], self.valid[idx], self.colours[idx], refs)
+        return Scenes(
+            self.images[idx], self.boxes[idx], self.labels[idx], self.valid[idx], self.colours[idx], refs
+        )
 
-    def with_refs(self, refs: list) -> "Scenes":
+    def with_refs(self, refs: list) -> Scenes:
         array = np.empty(len(refs), dtype=object)
         array[:] = refs  # each entry stays one list object: the N samples of an image share it
         return Scenes(self.images, self.boxes, self.labels, self.valid, self.colours, array)
@@ -63,7 +65,9 @@ def _shape_mask(kind: int, h: int, w: int, y0: int, x0: int, sh: int, sw: int, r
     if kind == 1:  # ellipse
         return (y - 0.5) ** 2 + (x - 0.5) ** 2 < 0.25
     if kind == 2:  # triangle, apex up or down
-        return inside & ((np.abs(x - 0.5) <= y / 2) if rng.random() < 0.5 else (np.abs(x - 0.5) <= (1 - y) / 2))
+        return inside & (
+            (np.abs(x - 0.5) <= y / 2) if rng.random() < 0.5 else (np.abs(x - 0.5) <= (1 - y) / 2)
+        )
     return inside & ((np.abs(x - 0.5) < 0.17) | (np.abs(y - 0.5) < 0.17))  # cross
 
 
@@ -73,7 +77,7 @@ def render_scene(rng: np.random.Generator, size: int, max_objects: int, min_visi
     image = (base + rng.integers(-12, 12, size=(size, size, 1))).clip(0, 255).repeat(3, -1).astype(np.uint8)
     owner = np.full((size, size), -1)
     kinds, areas, colours = [], [], []
-    for k in range(int(rng.integers(1, max_objects + 1))):
+    for _ in range(int(rng.integers(1, max_objects + 1))):
         kind = int(rng.integers(len(CLASS_NAMES)))
         sh, sw = (int(v) for v in rng.integers(size // 8, size // 2, size=2))
         y0, x0 = int(rng.integers(0, size - sh)), int(rng.integers(0, size - sw))
@@ -94,8 +98,12 @@ def render_scene(rng: np.random.Generator, size: int, max_objects: int, min_visi
         boxes.append([ys.min() / size, xs.min() / size, (ys.max() + 1) / size, (xs.max() + 1) / size])
         labels.append(kind)
         shades.append(colour)
-    return (image, np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(labels, np.int64),
-            np.asarray(shades, np.int64))
+    return (
+        image,
+        np.asarray(boxes, np.float64).reshape(-1, 4),
+        np.asarray(labels, np.int64),
+        np.asarray(shades, np.int64),
+    )
 
 
 def make_scenes(n: int, seed: int, size: int = 64, max_objects: int = 8) -> Scenes:
@@ -129,9 +137,20 @@ def shuffle_objects(scenes: Scenes, rng: np.random.Generator) -> Scenes:
     keys = rng.random(scenes.valid.shape) + (~scenes.valid) * 2.0
     order = np.argsort(keys, axis=1)
     take = lambda a: np.take_along_axis(a, order[..., None] if a.ndim == 3 else order, axis=1)  # noqa: E731
-    return Scenes(scenes.images, take(scenes.boxes), take(scenes.labels), take(scenes.valid), take(scenes.colours),
-                  scenes.refs)
+    return Scenes(
+        scenes.images,
+        take(scenes.boxes),
+        take(scenes.labels),
+        take(scenes.valid),
+        take(scenes.colours),
+        scenes.refs,
+    )
 
 
 def class_counts(scenes: Scenes) -> np.ndarray:
     return np.bincount(scenes.labels[scenes.valid], minlength=len(CLASS_NAMES))
+
+
+def sample_batch(scenes: Scenes, rng: np.random.Generator, size: int) -> Scenes:
+    """``size`` scenes drawn with replacement, objects in a random order."""
+    return shuffle_objects(scenes.subset(rng.integers(0, len(scenes), size)), rng)

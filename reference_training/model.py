@@ -19,9 +19,13 @@ class ModelConfig:
     decoder_layers: int = 3
     vocab_size: int = 100
     max_len: int = 50
-    coord_offset: int = 0  # coordinate tokens: [coord_offset, coord_offset + n_bins)
+    # Coordinate tokens [coord_offset, coord_offset + n_bins): tokens that name a place in the
+    # image (detection's box corners); none by default.
+    coord_offset: int = 0
     n_bins: int = 0
-    certainty_features: int = 0  # extra inputs of the confidence head besides the decoder state
+    # > 0: output position p is cell (p // grid_positions, p % grid_positions) of a grid laid over the
+    # image (panoptic's token grid); its input then carries that cell's patch-grid embedding.
+    grid_positions: int = 0
 
 
 class Attention(nn.Module):
@@ -88,7 +92,9 @@ class DecoderBlock(nn.Module):
             start, end = cache["length"], cache["length"] + k.shape[2]
             cache["k"][:, :, start:end], cache["v"][:, :, start:end] = k, v
             cache["length"] = end
-            x = x + self.self_attn(h, cache["k"][:, :, :end], cache["v"][:, :, :end])  # new positions attend to all cached ones
+            x = x + self.self_attn(
+                h, cache["k"][:, :, :end], cache["v"][:, :, :end]
+            )  # new positions attend to all cached ones
         x = x + self.cross_attn(self.norm2(x), *memory_kv)
         return x + self.mlp(self.norm3(x))
 
@@ -122,7 +128,8 @@ class Seq2Seq(nn.Module):
         # remaining stride): early convolutions make ViTs learn much faster from scratch,
         # which is what a CPU-sized run needs.
         self.patch = nn.Sequential(
-            nn.Conv2d(3, cfg.dim // 2, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(3, cfg.dim // 2, 3, stride=2, padding=1),
+            nn.GELU(),
             nn.Conv2d(cfg.dim // 2, cfg.dim, cfg.patch_size // 2, stride=cfg.patch_size // 2),
         )
         self.register_buffer("patch_pos", sincos_2d(grid, cfg.dim), persistent=False)
@@ -139,16 +146,19 @@ class Seq2Seq(nn.Module):
             token_geometry[cfg.coord_offset : cfg.coord_offset + cfg.n_bins] = sincos(v, v, cfg.dim)
         self.register_buffer("token_geometry", token_geometry, persistent=False)
         self.token_pos = nn.Parameter(torch.randn(1, cfg.max_len, cfg.dim) * 0.02)
+        if cfg.grid_positions:
+            g = cfg.grid_positions
+            p = torch.arange(cfg.max_len)
+            self.register_buffer(
+                "cell_geometry",
+                sincos((p // g) * (grid / g), (p % g) * (grid / g), cfg.dim)[None],
+                persistent=False,
+            )
         self.decoder = nn.ModuleList(DecoderBlock(cfg.dim, cfg.heads) for _ in range(cfg.decoder_layers))
         self.decoder_norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size)
-        # Reads the decoder's state at a box's confidence slot (and how certain the decoder was
-        # of the box's tokens, see recipe.confidence_inputs): the logit of "high" vs "low"
-        # confidence. Trained (on detached inputs) by the IoU supervision of reward tuning.
-        self.confidence = nn.Sequential(nn.Linear(cfg.dim + cfg.certainty_features, cfg.dim), nn.GELU(),
-                                        nn.Linear(cfg.dim, 1))
-        nn.init.zeros_(self.confidence[2].weight)  # untrained: p(high) = 0.5 for every box
-        nn.init.zeros_(self.confidence[2].bias)
+        # Task extras (e.g. detection's confidence head) are added by the task as submodules
+        # after construction: see tasks.Task.model_extras.
 
     @property
     def bos(self) -> int:
@@ -168,35 +178,45 @@ class Seq2Seq(nn.Module):
         c = self.cfg
         shape = (batch, c.heads, c.max_len, c.dim // c.heads)
         device = self.head.weight.device
-        return [{"k": torch.empty(shape, device=device), "v": torch.empty(shape, device=device), "length": 0}
-                for _ in self.decoder]
+        return [
+            {"k": torch.empty(shape, device=device), "v": torch.empty(shape, device=device), "length": 0}
+            for _ in self.decoder
+        ]
 
-    def decode(self, tokens: torch.Tensor, memory_kv: list, caches=None, start: int = 0, hidden: bool = False):
+    def decode(
+        self, tokens: torch.Tensor, memory_kv: list, caches=None, start: int = 0, hidden: bool = False
+    ):
         """Logits (B * n, T, V) for input tokens (B * n, T) at positions start .. start + T - 1,
         over the memories of B images (each serves n adjacent sequences).
 
         With ``hidden=True`` also the final hidden states (B, T, D) the logits are read from.
         """
-        x = self.embed(tokens) + self.token_geometry[tokens] + self.token_pos[:, start : start + tokens.shape[1]]
+        x = (
+            self.embed(tokens)
+            + self.token_geometry[tokens]
+            + self.token_pos[:, start : start + tokens.shape[1]]
+        )
+        if self.cfg.grid_positions:
+            x = x + self.cell_geometry[:, start : start + tokens.shape[1]]
         for i, block in enumerate(self.decoder):
             x = block(x, memory_kv[i], None if caches is None else caches[i])
         x = self.decoder_norm(x)
         return (self.head(x), x) if hidden else self.head(x)
 
-    def forward(self, images: torch.Tensor, inputs: torch.Tensor, confidence_inputs=None):
+    def forward(self, images: torch.Tensor, inputs: torch.Tensor, head=None):
         """Teacher-forced logits (B * n, T, V) for B images and n adjacent input sequences (B * n, T) each.
 
-        With ``confidence_inputs`` (a function of (logits, hidden states) returning the
-        confidence head's inputs (B * n, P, D + certainty_features)), also the confidence
-        logits (B * n, P). Training goes through here (not encode/decode) so that a
-        DistributedDataParallel wrapper sees the whole computation.
+        With ``head`` (a function of (model, logits, hidden states (B * n, T, D))), also
+        its output: how a task's extra head (detection's confidence) reads the decoder.
+        Training goes through here (not encode/decode) so that a DistributedDataParallel
+        wrapper sees the whole computation.
         """
         logits, x = self.decode(inputs, self.encode(images), hidden=True)
-        if confidence_inputs is None:
+        if head is None:
             return logits
-        return logits, self.confidence(confidence_inputs(logits, x)).squeeze(-1)
+        return logits, head(self, logits, x)
 
 
-def unwrap(model: nn.Module) -> "Seq2Seq":
+def unwrap(model: nn.Module) -> Seq2Seq:
     """The Seq2Seq inside a DistributedDataParallel wrapper (or the model itself)."""
     return getattr(model, "module", model)

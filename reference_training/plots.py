@@ -1,16 +1,12 @@
-"""PNG plots of a demo run: the tuning curve, reward distributions, predictions on held-out images."""
+"""PNG plots of a demo run: the tuning curve, reward distributions, and the grid tasks draw their predictions in."""
 
 from __future__ import annotations
-
-import textwrap
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-from reference_training.data import CLASS_NAMES  # noqa: E402
 
 
 def tuning_curve(history: dict, references: dict, headline: str, reward_name: str, path: str) -> None:
@@ -22,7 +18,10 @@ def tuning_curve(history: dict, references: dict, headline: str, reward_name: st
     """
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     start = next(iter(references.values()))
-    panels = ((axes[0], "headline", f"held-out {headline}"), (axes[1], "reward", f"held-out mean {reward_name}"))
+    panels = (
+        (axes[0], "headline", f"held-out {headline}"),
+        (axes[1], "reward", f"held-out mean {reward_name}"),
+    )
     for col, (ax, key, label) in enumerate(panels):
         ax.plot([0] + history["step"], [start[col]] + history[key], marker="o", label="reward tuning")
         for (name, values), (color, style) in zip(references.items(), (("gray", "--"), ("tab:red", ":"))):
@@ -50,27 +49,18 @@ def reward_distributions(per_image: dict[str, np.ndarray], reward_name: str, pat
     plt.close(fig)
 
 
-def prediction_grid(images: np.ndarray, preds, path: str, n: int = 16) -> None:
-    """Held-out images with the tuned model's predicted boxes (label, score) or caption."""
-    n = min(n, len(images))
-    cols = 4
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows))
-    size = images.shape[1]
-    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+def grid(
+    n: int, draw, path: str, cols: int = 4, size: float = 2.6, col_titles: list[str] | None = None
+) -> None:
+    """A PNG of ``n`` panels in rows of ``cols``; ``draw(ax, i)`` fills panel i (axes off)."""
+    rows = max(1, (n + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
         ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(images[i])
-        if isinstance(preds, list):  # captions
-            ax.set_title("\n".join(textwrap.wrap(preds[i], 34)), fontsize=6)
-            continue
-        for (y0, x0, y1, x1), label, score, ok in zip(preds["boxes"][i], preds["labels"][i], preds["scores"][i], preds["valid"][i]):
-            if not ok:
-                continue
-            ax.add_patch(plt.Rectangle((x0 * size - 0.5, y0 * size - 0.5), (x1 - x0) * size, (y1 - y0) * size,
-                                       fill=False, color="white", lw=1))
-            ax.text(x0 * size, y0 * size, f"{CLASS_NAMES[label][:4]} {score:.2f}", color="yellow", fontsize=6, va="bottom")
+        if i < n:
+            draw(ax, i)
+    for ax, title in zip(axes[0], col_titles or []):
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

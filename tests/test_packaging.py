@@ -39,6 +39,7 @@ def test_wheel_has_no_top_level_name_of_another_package(dist):
     tops = {n.split("/")[0] for n in names if not n.startswith("task_rewards-")}
     assert tops == {"rewards", "reference_training"}
     assert "rewards/adapters/torch.py" in names and "rewards/adapters/py.typed" in names
+    assert "reference_training/tasks/detection.py" in names
     assert not any(n.startswith("adapters/") for n in names)
 
 

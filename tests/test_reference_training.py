@@ -1,4 +1,4 @@
-"""The reference trainer: built-in data, grammar, the smoke demo, and exact resume."""
+"""The reference trainer: built-in data, grammars, every task's smoke demo (the task contract), exact resume, DDP."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from reference_training import __main__ as cli  # noqa: E402
-from reference_training import recipe, train  # noqa: E402
+from reference_training import sequence, train  # noqa: E402
 from reference_training.data import make_scenes, make_splits  # noqa: E402
+from reference_training.tasks import TASKS, task_class  # noqa: E402
+from reference_training.tasks import detection as det  # noqa: E402
 
 
 def test_data_is_deterministic_and_boxes_are_exact():
@@ -32,9 +34,14 @@ def test_data_is_deterministic_and_boxes_are_exact():
 def test_sampled_sequences_are_always_well_formed():
     run = train.Run(train.PRESETS["smoke"])
     model = run.new_model()
-    tokens, probs = recipe.generate(model, run.grammar, torch.from_numpy(run.train.images[:8]), samples=3,
-                                    generator=torch.Generator().manual_seed(0))
-    decoded = run.codec.decode(tokens.numpy())
+    tokens, probs = sequence.generate(
+        model,
+        run.grammar,
+        torch.from_numpy(run.train.images[:8]),
+        samples=3,
+        generator=torch.Generator().manual_seed(0),
+    )
+    decoded = run.task.codec.decode(tokens.numpy())
     n_boxes = (run.grammar.end_positions(tokens) // 6).numpy()
     in_sequence = np.arange(decoded["valid"].shape[1])[None] < n_boxes[:, None]
     assert (decoded["valid"] <= in_sequence).all()  # only the geometry check can drop a box
@@ -48,16 +55,25 @@ def test_confidence_while_decoding_equals_the_teacher_forced_confidence(temperat
     model = run.new_model().eval()
     torch.nn.init.normal_(model.confidence[2].weight)  # untrained heads say 0.5 everywhere
     images = torch.from_numpy(run.train.images[:8])
-    tokens, probs = recipe.generate(model, run.grammar, images, samples=3, temperature=temperature,
-                                    generator=torch.Generator().manual_seed(1))
-    inputs = lambda logits, hidden: run.grammar.confidence_inputs(logits, hidden, tokens)  # noqa: E731
+    tokens, probs = sequence.generate(
+        model,
+        run.grammar,
+        images,
+        samples=3,
+        temperature=temperature,
+        generator=torch.Generator().manual_seed(1),
+    )
     with torch.no_grad():
-        _, confidence = model(images, recipe.teacher_inputs(tokens, model.bos), confidence_inputs=inputs)
+        _, confidence = model(
+            images, sequence.teacher_inputs(tokens, model.bos), head=run.task.train_head(tokens)
+        )
     n_boxes = run.grammar.end_positions(tokens) // 6
     in_sequence = torch.arange(confidence.shape[1])[None] < n_boxes[:, None]
     assert in_sequence.any()
     decoded = probs[:, 5 : 6 * confidence.shape[1] : 6]
-    torch.testing.assert_close(decoded[in_sequence], torch.sigmoid(confidence)[in_sequence], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        decoded[in_sequence], torch.sigmoid(confidence)[in_sequence], rtol=1e-4, atol=1e-5
+    )
     assert decoded[in_sequence].std() > 0.01  # the features vary between boxes
 
 
@@ -69,7 +85,9 @@ def test_samples_of_one_image_share_its_memory_exactly():
     with torch.no_grad():
         memory = model.encode(images)
         stacked = model.decode(tokens, memory)  # 3 sequences per image
-        repeated = model.decode(tokens, [(k.repeat_interleave(3, 0), v.repeat_interleave(3, 0)) for k, v in memory])
+        repeated = model.decode(
+            tokens, [(k.repeat_interleave(3, 0), v.repeat_interleave(3, 0)) for k, v in memory]
+        )
     torch.testing.assert_close(stacked, repeated, rtol=1e-5, atol=1e-5)
 
 
@@ -83,7 +101,9 @@ def test_token_certainty_reads_the_spread_of_coordinate_distributions():
     token = torch.tensor([codec.coord_offset + 5] * 2)
     out = grammar.token_certainty(logp, token, torch.tensor([1, 1]))
     assert out[0, 1] == pytest.approx(0.0, abs=1e-6) and out[1, 1] > 1.0  # spread: sharp vs flat
-    assert out[0, 0] == pytest.approx(0.0, abs=1e-6) and out[1, 0] == pytest.approx(-np.log(codec.n_bins), abs=1e-4)
+    assert out[0, 0] == pytest.approx(0.0, abs=1e-6) and out[1, 0] == pytest.approx(
+        -np.log(codec.n_bins), abs=1e-4
+    )
     assert (out[:, 2] == 0).all()  # not a box start
     start = grammar.token_certainty(logp, token, torch.tensor([0, 0]))
     assert start[0, 2] == pytest.approx(0.0, abs=1e-5)  # log p(not ending): PAD is impossible here
@@ -94,7 +114,7 @@ def test_with_confidence_of_swaps_only_the_head_of_a_copy():
     model, donor = run.new_model(), run.new_model()
     torch.nn.init.normal_(donor.confidence[2].weight)
     torch.nn.init.normal_(donor.head.weight)
-    mixed = train.with_confidence_of(model, donor)
+    mixed = det.with_confidence_of(model, donor)
     for name, p in mixed.state_dict().items():
         expected = (donor if name.startswith("confidence.") else model).state_dict()[name]
         torch.testing.assert_close(p, expected, rtol=0, atol=0)
@@ -105,45 +125,80 @@ def _read(path):
     return [json.loads(line) for line in open(path)]
 
 
-@pytest.mark.parametrize(
-    "task, keys",
-    [("detection", ("map", "map_50", "mar_100", "recall_reward", "boxes_per_image")),
-     ("captioning", ("cider", "train_df_cider", "words_per_caption"))],
-)
-def test_smoke_demo_writes_summary_metrics_checkpoints_and_plots(tmp_path, capsys, task, keys):
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_task_runs_its_smoke_demo_end_to_end(tmp_path, capsys, task):
+    """The task contract: pretrain -> tune -> equal-time control -> evaluate -> summary, log, checkpoints, pictures."""
+    cls = task_class(task)
     out = str(tmp_path / "demo")
     assert cli.main(["demo", "--preset", "smoke", "--task", task, "--out", out]) == 0
     summary = json.load(open(os.path.join(out, "summary.json")))
+    assert summary["task"] == task
     for model in ("mle", "tuned", "mle_continued"):
-        for key in keys:
+        assert set(cls.metrics) <= set(summary[model])
+        for key in cls.metrics:
             assert np.isfinite(summary[model][key])
-    head = keys[0]
+    head = cls.headline
     assert summary[f"gain_{head}_vs_mle"] == pytest.approx(summary["tuned"][head] - summary["mle"][head])
-    assert summary["config"]["tune_steps"] == 6 and summary["seconds"]["total"] > 0
+    assert summary["tune_steps"] == summary["config"]["tune_steps"] and summary["seconds"]["total"] > 0
     stages = {r["stage"] for r in _read(os.path.join(out, "metrics.jsonl"))}
     assert {"pretrain", "tune", "tune_eval", "mle_continued"} <= stages
-    for name in ("mle.pt", "tuned.pt", "mle_continued.pt", "tuning_curve.png", "reward_distribution.png", "predictions.png"):
+    for name in (
+        "mle.pt",
+        "tuned.pt",
+        "mle_continued.pt",
+        "tuning_curve.png",
+        "reward_distribution.png",
+        "predictions.png",
+    ):
         assert os.path.getsize(os.path.join(out, name)) > 0
+    for name in ("mle.pt", "tuned.pt", "mle_continued.pt", "tune_state.pt"):  # safe to load
+        assert set(torch.load(os.path.join(out, name), weights_only=True)) >= train.CHECKPOINT_KEYS
+    assert f"held-out {head} gain" in capsys.readouterr().out
     if task == "captioning":
         assert os.path.exists(os.path.join(out, "doc_freq_train.npz"))  # computed once, cached
-        assert summary["ablations"] == {}
-    else:
-        assert set(summary["ablations"]) == {"mle_boxes_tuned_confidence_map", "tuned_boxes_untrained_confidence_map"}
+    if task == "detection":
+        assert set(summary["ablations"]) == {
+            "mle_boxes_tuned_confidence_map",
+            "tuned_boxes_untrained_confidence_map",
+        }
         assert all(0 <= v <= 1 for v in summary["ablations"].values())
-    assert f"held-out {head} gain" in capsys.readouterr().out
-    if task == "detection":  # a second run into the same directory starts a new metrics file
-        assert cli.main(["demo", "--preset", "smoke", "--task", task, "--out", out, "--tune-steps", "3"]) == 0
+    if task == "panoptic":
+        assert set(summary["mle"]) == {"pq", "pq_things", "pq_stuff", "sq", "rq", "pq_reward"}
+        assert 0 < summary["ablations"]["ceiling_pq"] < 1
+    # A second run into the same directory is refused unless asked, and then starts a new metrics file.
+    assert cli.main(["demo", "--preset", "smoke", "--task", task, "--out", out, "--tune-steps", "3"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    if task == "detection":
+        assert (
+            cli.main(
+                [
+                    "demo",
+                    "--preset",
+                    "smoke",
+                    "--task",
+                    task,
+                    "--out",
+                    out,
+                    "--tune-steps",
+                    "3",
+                    "--overwrite",
+                ]
+            )
+            == 0
+        )
         records = _read(os.path.join(out, "metrics.jsonl"))
         assert [r["step"] for r in records if r["stage"] == "tune"] == [1, 2, 3]
 
 
 def _params(path):
-    return torch.load(path, weights_only=False)["model"]
+    return torch.load(path, weights_only=True)["model"]
 
 
-@pytest.mark.parametrize("stage", ["pretrain", "tune"])
-def test_a_killed_run_resumes_to_the_same_result(tmp_path, stage):
-    base = ["--preset", "smoke", "--pretrain-steps", "6", "--tune-steps", "5"]
+@pytest.mark.parametrize(
+    "stage, task", [("pretrain", "detection"), ("tune", "detection"), ("tune", "panoptic")]
+)
+def test_a_killed_run_resumes_to_the_same_result(tmp_path, stage, task):
+    base = ["--preset", "smoke", "--pretrain-steps", "6", "--tune-steps", "5", "--task", task]
     init = str(tmp_path / "init")
     assert cli.main(["pretrain", "--out", init, *base]) == 0
     whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
@@ -157,22 +212,39 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path, stage):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
-def test_torchrun_two_processes_keep_identical_parameters(tmp_path):
+@pytest.mark.parametrize("task", ["detection", "panoptic"])
+def test_torchrun_two_processes_keep_identical_parameters(tmp_path, task):
     """2 ranks on CPU (gloo): each tunes on its own images; DDP keeps the replicas identical."""
     import socket
     import subprocess
     import sys
 
-    base = ["--preset", "smoke", "--pretrain-steps", "4", "--tune-steps", "3"]
+    base = ["--preset", "smoke", "--pretrain-steps", "4", "--tune-steps", "3", "--task", task]
     init = str(tmp_path / "init")
     assert cli.main(["pretrain", "--out", init, *base]) == 0
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = str(tmp_path / "ddp")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={port}", "-m", "reference_training", "tune", "--out", out, *base,
-           "--init", os.path.join(init, "mle.pt"), "--threads", "1", "--check-replicas"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        "-m",
+        "reference_training",
+        "tune",
+        "--out",
+        out,
+        *base,
+        "--init",
+        os.path.join(init, "mle.pt"),
+        "--threads",
+        "1",
+        "--check-replicas",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas identical across 2 ranks" in result.stdout
