@@ -24,7 +24,7 @@ from rewards import _coco_kernels as K
 from rewards._detection_inputs import PackedGroundTruth, PackedPredictions
 from rewards._inputs import int_option
 
-IouType = Literal["bbox"]
+IouType = Literal["bbox", "segm"]
 MaxDetsRule = Literal["consistent", "pycocotools"]
 
 # The exact floats pycocotools uses (its Params.setDetParams).
@@ -56,6 +56,7 @@ class Params:
     max_dets: tuple[int, int, int] = MAX_DETS
     area_ranges: tuple[tuple[float, float], ...] = AREA_RANGES
     max_dets_rule: MaxDetsRule = "consistent"
+    iou_type: IouType = "bbox"
 
     @property
     def area_lo(self) -> np.ndarray:
@@ -73,11 +74,7 @@ def make_params(
     iou_type: str = "bbox",
 ) -> Params:
     """Checks the options shared by every dataset entry point; errors name the argument."""
-    if iou_type != "bbox":
-        raise ValueError(
-            f"`iou_type` must be 'bbox', got {iou_type!r} (instance masks are scored by "
-            "rewards.masks; keypoints are not supported)"
-        )
+    check_iou_type(iou_type)
     if max_dets_rule not in ("consistent", "pycocotools"):
         raise ValueError(f"`max_dets_rule` must be 'consistent' or 'pycocotools', got {max_dets_rule!r}")
     if isinstance(max_dets, (str, bytes)) or not hasattr(max_dets, "__len__") or len(max_dets) != 3:
@@ -85,7 +82,14 @@ def make_params(
             f"`max_dets` must be 3 positive integers (the 12 COCO stats use three), got {max_dets!r}"
         )
     dets = sorted(int_option(m, f"max_dets[{i}]", low=1, high=2**62) for i, m in enumerate(max_dets))
-    return Params(tuple(dets), _area_ranges(area_ranges), max_dets_rule)  # type: ignore[arg-type]
+    return Params(tuple(dets), _area_ranges(area_ranges), max_dets_rule, iou_type)  # type: ignore[arg-type]
+
+
+def check_iou_type(iou_type: Any) -> None:
+    if iou_type not in ("bbox", "segm"):
+        raise ValueError(
+            f"`iou_type` must be 'bbox' or 'segm', got {iou_type!r} (keypoints are not supported)"
+        )
 
 
 def _area_ranges(area_ranges: Any) -> tuple[tuple[float, float], ...]:
@@ -124,6 +128,24 @@ def box_ious(blocks: K.Blocks, p: PackedPredictions, g: PackedGroundTruth) -> np
     out = np.empty(int(blocks.iou_start[-1]))
     K.box_ious(blocks, p.boxes, g.boxes, g.crowd, out)
     return out
+
+
+def mask_ious(
+    blocks: K.Blocks,
+    dt_masks: Any,
+    gt_masks: Any,
+    g: PackedGroundTruth,
+    dt_names: Any = None,
+    gt_names: Any = None,
+) -> np.ndarray:
+    """Mask IoUs in the blocks' layout: ``dt_masks`` / ``gt_masks`` (``rewards.masks._Masks``) in packed order."""
+    from rewards.masks import _iou_blocks
+
+    ious, _ = _iou_blocks(
+        dt_masks, gt_masks, blocks.det_order, blocks.det_start, blocks.det_count,
+        blocks.gt_order, blocks.gt_start, blocks.gt_count, g.crowd, dt_names, gt_names,
+    )  # fmt: skip
+    return ious
 
 
 def match(

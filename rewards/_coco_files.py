@@ -23,7 +23,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rewards._detection_inputs import PackedGroundTruth, PackedPredictions
+from rewards import masks as _masks
+from rewards._detection_inputs import PackedGroundTruth, PackedPredictions, compressed_rles
 from rewards._inputs import offsets_from_lengths
 
 
@@ -36,6 +37,9 @@ class CocoGroundTruth(NamedTuple):
     category_names: dict[int, str]
     packed: PackedGroundTruth  # boxes xywh; images in ``image_ids`` order
     annotation_ids: np.ndarray  # (G,) int64, in packed order
+    masks: Any = None  # rewards.masks._Masks of the GTs in packed order (segm only)
+    heights: np.ndarray | None = None  # (B,) int64 image sizes, ``image_ids`` order (segm only)
+    widths: np.ndarray | None = None
 
 
 def read_json(source: Any, default_name: str) -> tuple[Any, str]:
@@ -180,7 +184,37 @@ def _index_of(
     return idx
 
 
-def load_ground_truth(source: Any) -> CocoGroundTruth:
+def _segmentations(items: list, rows: np.ndarray, name: str, section: str | None) -> list:
+    """The ``segmentation`` of ``items[rows]``, or the error naming the first item without one."""
+    try:
+        return [items[i]["segmentation"] for i in rows.tolist()]
+    except KeyError:
+        for i in rows.tolist():
+            if "segmentation" not in items[i]:
+                raise ValueError(f"{_where(name, section, i)} is missing the key 'segmentation'") from None
+        raise  # pragma: no cover
+
+
+def _pack_masks(
+    items: list, rows: np.ndarray, name: str, section: str | None, heights, widths, degenerate
+) -> Any:
+    """The masks of ``items[rows]`` (polygons or RLE) on images of the given sizes, in ``rows`` order."""
+    names = rows.tolist()
+    segmentations = _segmentations(items, rows, name, section)
+
+    def name_of(k: int) -> str:
+        return _where(name, section, names[k], "segmentation")
+
+    packed = compressed_rles(segmentations, name_of)
+    if packed is not None:
+        bad = np.flatnonzero((packed.heights != heights) | (packed.widths != widths))
+        if not bad.size:
+            return packed
+    # Other forms, or a size to name: the general packer (it checks each size against its image).
+    return _masks._pack(segmentations, name_of, heights, widths, degenerate)
+
+
+def load_ground_truth(source: Any, iou_type: str = "bbox") -> CocoGroundTruth:
     """A COCO instances json (path or loaded dict) -> :class:`CocoGroundTruth`.
 
     As pycocotools: a GT is ignored when ``iscrowd`` is set (any ``ignore``
@@ -190,6 +224,13 @@ def load_ground_truth(source: Any) -> CocoGroundTruth:
     repeated image, category or annotation ids, annotations of unknown images
     or categories, and malformed values are errors (pycocotools silently
     drops or overwrites them).
+
+    ``iou_type="segm"`` also packs each annotation's ``segmentation`` as
+    pycocotools' ``annToRLE`` (polygons rasterised on the image's ``height``
+    x ``width``, which every image then needs; RLE kept; the degenerate
+    polygons pycocotools accepts are accepted); an RLE of another size than
+    its image is an error (pycocotools would score it -1 against everything).
+    A missing ``area`` then defaults to the mask area, a missing ``bbox`` to the mask's box.
     """
     data, name = read_json(source, "gt")
     if not isinstance(data, dict):
@@ -200,7 +241,8 @@ def load_ground_truth(source: Any) -> CocoGroundTruth:
     images = _list_section(data, name, "images")
     categories = _list_section(data, name, "categories")
     anns = _list_section(data, name, "annotations")
-    image_ids = _unique_ids(_column(images, name, "images", "id", "int"), name, "images")
+    raw_image_ids = _column(images, name, "images", "id", "int")
+    image_ids = _unique_ids(raw_image_ids, name, "images")
     cat_ids_file = _column(categories, name, "categories", "id", "int")
     cat_ids = _unique_ids(cat_ids_file, name, "categories")
     names = {int(c): str(item.get("name", c)) for c, item in zip(cat_ids_file.tolist(), categories)}
@@ -219,18 +261,44 @@ def load_ground_truth(source: Any) -> CocoGroundTruth:
     _index_of(
         labels, cat_ids, "the id of a category", name, "annotations", "category_id", f'{name}\'s "categories"'
     )
-    boxes = _column(anns, name, "annotations", "bbox", "bbox")
+    # segm reads no GT box (pycocotools neither): without one, the mask's box stands in.
+    boxes = None
+    if iou_type != "segm" or all("bbox" in a for a in anns):
+        boxes = _column(anns, name, "annotations", "bbox", "bbox")
     crowd = _column(anns, name, "annotations", "iscrowd", "flag", default=0)
     area = _column(anns, name, "annotations", "area", "number", default=-1.0)
+    order = np.argsort(image_index, kind="stable")
+    mask_set = heights = widths = None
+    if iou_type == "segm":
+        heights = _image_sizes(images, name, "height")
+        widths = _image_sizes(images, name, "width")
+        image_order = np.argsort(raw_image_ids, kind="stable")
+        heights, widths = heights[image_order], widths[image_order]
+        at = image_index[order]
+        mask_set = _pack_masks(anns, order, name, "annotations", heights[at], widths[at], "pycocotools")
+    if boxes is None:
+        assert mask_set is not None
+        boxes = np.empty((len(anns), 4))
+        boxes[order] = mask_set.boxes
     missing_area = np.array([("area" not in a) for a in anns], bool) if (area == -1.0).any() else None
     if missing_area is not None and missing_area.any():
-        area[missing_area] = boxes[missing_area, 2] * boxes[missing_area, 3]
-    order = np.argsort(image_index, kind="stable")
+        if mask_set is None:
+            area[missing_area] = boxes[missing_area, 2] * boxes[missing_area, 3]
+        else:
+            area[order[missing_area[order]]] = mask_set.areas[missing_area[order]]
     offsets = offsets_from_lengths(np.bincount(image_index, minlength=image_ids.size))
     packed = PackedGroundTruth(
         np.ascontiguousarray(boxes[order]), labels[order], crowd[order], area[order], offsets
     )
-    return CocoGroundTruth(name, image_ids, cat_ids, names, packed, ann_ids[order])
+    return CocoGroundTruth(name, image_ids, cat_ids, names, packed, ann_ids[order], mask_set, heights, widths)
+
+
+def _image_sizes(images: list, name: str, key: str) -> np.ndarray:
+    sizes = _column(images, name, "images", key, "int")
+    bad = np.flatnonzero(sizes < 0)
+    if bad.size:
+        raise ValueError(f"{_where(name, 'images', int(bad[0]), key)} must be >= 0, got {int(sizes[bad[0]])}")
+    return sizes
 
 
 def load_results(source: Any, gt: CocoGroundTruth) -> PackedPredictions:
@@ -248,8 +316,41 @@ def load_results(source: Any, gt: CocoGroundTruth) -> PackedPredictions:
         raise ValueError(f"{name} must hold a list of results, got {type(data).__name__}")
     if data and isinstance(data[0], dict) and "bbox" not in data[0] and "segmentation" in data[0]:
         raise ValueError(
-            f"{name} holds segmentation results; iou_type='bbox' needs a \"bbox\" in every result"
+            f"{name} holds segmentation results; iou_type='bbox' needs a \"bbox\" in every result "
+            "(use iou_type='segm')"
         )
+    image_index, labels, scores = _result_columns(data, name, gt)
+    boxes = _column(data, name, None, "bbox", "bbox")
+    order = np.argsort(image_index, kind="stable")
+    offsets = offsets_from_lengths(np.bincount(image_index, minlength=gt.image_ids.size))
+    return PackedPredictions(np.ascontiguousarray(boxes[order]), scores[order], labels[order], offsets)
+
+
+def load_segm_results(source: Any, gt: CocoGroundTruth) -> tuple[PackedPredictions, Any]:
+    """A COCO segm results json -> (packed detections, their masks), in ``gt``'s image order.
+
+    ``gt`` must be loaded with ``iou_type="segm"``. As pycocotools' ``loadRes``
+    for segmentations: a result's area is its mask area and its box the
+    mask's ``toBbox`` (any ``bbox``, ``area`` or ``iscrowd`` key is ignored);
+    ``segmentation`` is an RLE dict (compressed or not; a polygon list is
+    rasterised on the image size, where pycocotools' loadRes fails). A mask
+    whose size differs from its image's is an error (pycocotools scores it -1).
+    """
+    data, name = read_json(source, "results")
+    if not isinstance(data, list):
+        raise ValueError(f"{name} must hold a list of results, got {type(data).__name__}")
+    image_index, labels, scores = _result_columns(data, name, gt)
+    order = np.argsort(image_index, kind="stable")
+    offsets = offsets_from_lengths(np.bincount(image_index, minlength=gt.image_ids.size))
+    at = image_index[order]
+    assert gt.heights is not None and gt.widths is not None
+    mask_set = _pack_masks(data, order, name, None, gt.heights[at], gt.widths[at], "raise")
+    packed = PackedPredictions(np.ascontiguousarray(mask_set.boxes), scores[order], labels[order], offsets)
+    return packed, mask_set
+
+
+def _result_columns(data: list, name: str, gt: CocoGroundTruth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image index into ``gt.image_ids``, category id, score) of every result, checked."""
     image_index = _index_of(
         _column(data, name, None, "image_id", "int"),
         gt.image_ids,
@@ -261,8 +362,5 @@ def load_results(source: Any, gt: CocoGroundTruth) -> PackedPredictions:
     )
     labels = _column(data, name, None, "category_id", "int")
     _index_of(labels, gt.categories, "a category", name, None, "category_id", f"the ground truth {gt.name}")
-    boxes = _column(data, name, None, "bbox", "bbox")
     scores = _column(data, name, None, "score", "number")
-    order = np.argsort(image_index, kind="stable")
-    offsets = offsets_from_lengths(np.bincount(image_index, minlength=gt.image_ids.size))
-    return PackedPredictions(np.ascontiguousarray(boxes[order]), scores[order], labels[order], offsets)
+    return image_index, labels, scores

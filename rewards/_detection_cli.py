@@ -1,4 +1,4 @@
-"""``python -m rewards.detection GT.json RESULTS.json``: pycocotools' bbox summary, faster.
+"""``python -m rewards.detection GT.json RESULTS.json [--iou-type segm]``: pycocotools' summary, faster.
 
 Prints pycocotools' ``summarize()`` lines (same text, same numbers); with
 ``--per-class`` a per-category AP / AP50 / AP75 / AR table; ``--json-out``
@@ -25,11 +25,21 @@ def _area_range(text: str) -> tuple[float, float]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rewards.detection",
-        description="COCO bbox evaluation of a results file against an instances file "
+        description="COCO bbox or segm evaluation of a results file against an instances file "
         "(pycocotools' COCOeval numbers and printout).",
     )
     parser.add_argument("gt", help="COCO instances json (.json or .json.gz)")
-    parser.add_argument("results", help="COCO results json: a list of {image_id, category_id, bbox, score}")
+    parser.add_argument(
+        "results",
+        help="COCO results json: a list of {image_id, category_id, bbox, score} "
+        "(--iou-type segm: segmentation instead of bbox, an RLE dict)",
+    )
+    parser.add_argument(
+        "--iou-type",
+        choices=("bbox", "segm"),
+        default="bbox",
+        help="overlap of detections and GTs: boxes (default) or instance masks",
+    )
     parser.add_argument(
         "--per-class", action="store_true", help="print a per-category AP / AP50 / AP75 / AR table"
     )
@@ -87,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = coco_eval_files(
             args.gt,
             args.results,
+            iou_type=args.iou_type,
             max_dets=args.max_dets,
             area_ranges=args.area_ranges,
             max_dets_rule=args.max_dets_rule,

@@ -14,6 +14,13 @@ outside the area range (e.g. a negative ``area``) is ignored, as in
 pycocotools. Whole COCO files: ``coco_eval_files`` and ``python -m
 rewards.detection GT.json RESULTS.json`` (``--help``).
 
+Instance masks: every reward and evaluation takes ``iou_type="segm"``; the
+objects are then each example's ``"masks"`` (a list of COCO RLE dicts or
+dense (H, W) masks, or an (N, H, W) stack; see ``rewards.masks``) instead of
+``"boxes"``, overlap is pycocotools' mask IoU, a detection's area its mask
+area and a GT's area ``"area"`` when given, else its mask area. All masks of
+one example must have one size (the image's).
+
 Example:
     >>> import numpy as np
     >>> from rewards import detection
@@ -25,6 +32,12 @@ Example:
     0.9
     >>> detection.map_reward_batch([pred, pred], [gt, gt]).shape
     (2,)
+    >>> square = np.zeros((1, 8, 8), bool); square[0, 2:6, 2:6] = True
+    >>> shifted = np.roll(square, 1, axis=2)  # IoU 12 / 20 = 0.6: found at .5, .55 and .6
+    >>> segm_gt = {"masks": square, "labels": [1]}
+    >>> segm_pred = {"masks": shifted, "scores": [0.9], "labels": [1]}
+    >>> round(detection.map_reward(segm_pred, segm_gt, iou_type="segm"), 4)
+    0.3
 """
 
 from __future__ import annotations
@@ -39,14 +52,16 @@ if __name__ == "__main__":  # `python -m rewards.detection`: the CLI uses the im
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from rewards import _coco_eval, _coco_files, _recall_kernels
+from rewards import masks as _masks
 from rewards._coco_eval import IouType, MaxDetsRule
 from rewards._detection_inputs import (
     BoxFormat,
+    ExampleMasks,
     PackedGroundTruth,
     PackedPredictions,
     check_box_format,
@@ -56,6 +71,7 @@ from rewards._detection_inputs import (
     pack_padded_ground_truth,
     pack_padded_predictions,
     pack_predictions,
+    with_masks,
 )
 from rewards._inputs import (
     as_float_array,
@@ -115,22 +131,151 @@ def _pack_pair(preds, gts, box_format, single) -> tuple[PackedPredictions, Packe
     return p, g
 
 
+class _MaskPair(NamedTuple):
+    """The masks of packed predictions and ground truths (``iou_type="segm"``)."""
+
+    dts: ExampleMasks
+    gts: ExampleMasks
+
+    def ious(self, blocks: Any, g: PackedGroundTruth) -> np.ndarray:
+        return _coco_eval.mask_ious(blocks, self.dts.masks, self.gts.masks, g, self.dts.name, self.gts.name)
+
+    @property
+    def det_area(self) -> np.ndarray:
+        return self.dts.masks.areas.astype(np.float64)
+
+
+def _pack_pair_masks(preds, gts, single) -> tuple[PackedPredictions, PackedGroundTruth, _MaskPair]:
+    """Packs examples whose objects are ``"masks"``: boxes are the masks' boxes, a GT's area its mask's."""
+    names = ("pred", "gt") if single else ("preds", "gts")
+    check_batch_lengths(preds, gts, *names)
+    pred_shims, dts, _ = with_masks(preds, names[0], single)
+    gt_shims, gtm, has_area = with_masks(gts, names[1], single)
+    p = pack_predictions(pred_shims, "xywh", names[0], single)
+    g = pack_ground_truth(gt_shims, "xywh", names[1], single)
+    from_mask = np.repeat(~has_area, np.diff(g.offsets))
+    g = g._replace(area=np.where(from_mask, gtm.masks.areas, g.area))
+    _check_image_sizes(dts, gtm)
+    return p, g, _MaskPair(dts, gtm)
+
+
+def _check_image_sizes(dts: ExampleMasks, gts: ExampleMasks) -> None:
+    """Every mask of an example has that example's size (the first GT's, else the first prediction's)."""
+    n = dts.offsets.size - 1
+    sizes = []
+    for m in (dts, gts):
+        counts = np.diff(m.offsets)
+        first = np.minimum(m.offsets[:-1], max(len(m.masks) - 1, 0))
+        sizes.append((counts, first, m.masks.heights, m.masks.widths))
+    ref_h = np.zeros(n, np.int64)
+    ref_w = np.zeros(n, np.int64)
+    for counts, first, h, w in sizes:  # the GT's size wins: it is written last
+        has = counts > 0
+        ref_h[has], ref_w[has] = h[first[has]], w[first[has]]
+    for m, (counts, _, h, w) in zip((gts, dts), sizes[::-1]):
+        example = np.repeat(np.arange(n), counts)
+        bad = np.flatnonzero((h != ref_h[example]) | (w != ref_w[example]))
+        if bad.size:
+            k = int(bad[0])
+            i = int(example[k])
+            ref = gts if sizes[1][0][i] else dts
+            raise ValueError(
+                f"`{m.name(k)}` has size [{h[k]}, {w[k]}] but `{ref.name(int(ref.offsets[i]))}` has "
+                f"[{ref_h[i]}, {ref_w[i]}]: the masks of one image must have its size"
+            )
+
+
+def _pack_any(preds, gts, box_format, single, iou_type):
+    _coco_eval.check_iou_type(iou_type)
+    if iou_type == "segm":
+        return _pack_pair_masks(preds, gts, single)
+    return (*_pack_pair(preds, gts, box_format, single), None)
+
+
+def _best_gt_masks(
+    p: PackedPredictions, g: PackedGroundTruth, masks: _MaskPair
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each prediction's best same-class GT by mask IoU (first in GT order on ties) and that IoU (0 if none).
+
+    The mask analogue of ``_recall_kernels._best_gt``: no crowd rule (the
+    recall reward has no crowd notion), every prediction counts. Returns
+    (best GT as a packed GT index, -1 where the IoU is 0; best IoU), both (P,).
+    """
+    blocks = _coco_eval.layout(p, g, 2**62)
+    crowd = np.zeros(len(masks.gts.masks), np.uint8)
+    ious, _ = _masks._iou_blocks(
+        masks.dts.masks, masks.gts.masks, blocks.det_order, blocks.det_start, blocks.det_count,
+        blocks.gt_order, blocks.gt_start, blocks.gt_count, crowd, masks.dts.name, masks.gts.name,
+    )  # fmt: skip
+    best_iou = np.zeros(p.labels.size)
+    best_gt = np.full(p.labels.size, -1, np.int64)
+    rows = blocks.det_count * (blocks.gt_count > 0)
+    if ious.size:
+        # One row per detection of a block with GTs; row r spans ious[row_start[r]:...+width[r]].
+        width = np.repeat(blocks.gt_count, rows)
+        within = np.arange(width.size) - np.repeat(offsets_from_lengths(rows)[:-1], rows)
+        row_start = np.repeat(blocks.iou_start[:-1], rows) + within * width
+        det = blocks.det_order[np.repeat(blocks.det_start, rows) + within]
+        gt_first = np.repeat(blocks.gt_start, rows)
+        top = np.maximum.reduceat(ious, row_start)
+        row_of = np.repeat(np.arange(row_start.size), width)
+        column = np.arange(ious.size) - row_start[row_of]
+        first = np.minimum.reduceat(np.where(ious == top[row_of], column, ious.size), row_start)
+        found = top > 0
+        best_iou[det[found]] = top[found]
+        best_gt[det[found]] = blocks.gt_order[gt_first[found] + first[found]]
+    return best_gt, best_iou
+
+
+def _recall_from_best(
+    best_gt, best_iou, p, g, weights, gt_weights, thresholds, duplicate_weight, normalize
+) -> np.ndarray:
+    """``_recall_kernels.image_recall_reward`` of every image from each prediction's best GT (same sums, same order)."""
+    n_images = p.offsets.size - 1
+    # Each GT's match: the best prediction among those that chose it (first index on ties).
+    chose = np.flatnonzero(best_gt >= 0)
+    order = chose[np.lexsort((chose, -best_iou[chose], best_gt[chose]))]
+    first = np.ones(order.size, bool)
+    first[1:] = best_gt[order[1:]] != best_gt[order[:-1]]
+    top = np.zeros(g.labels.size)
+    match = np.full(g.labels.size, -1, np.int64)
+    top[best_gt[order[first]]] = best_iou[order[first]]
+    match[best_gt[order[first]]] = order[first]
+    gt_image = np.repeat(np.arange(n_images), np.diff(g.offsets))
+    det_image = np.repeat(np.arange(n_images), np.diff(p.offsets))
+    duplicate = np.zeros(p.labels.size, bool)
+    duplicate[chose] = match[best_gt[chose]] != chose
+    total = np.zeros(n_images)
+    for t in thresholds.tolist():
+        found = np.bincount(gt_image, gt_weights * (top > t), minlength=n_images)
+        dup = np.bincount(det_image, weights * (duplicate & (best_iou > t)), minlength=n_images)
+        total += found - duplicate_weight * dup
+    reward = total / thresholds.size
+    if normalize:
+        mass = np.bincount(gt_image, gt_weights, minlength=n_images)
+        reward = np.where(mass > 0, reward / np.where(mass > 0, mass, 1.0), 0.0)
+    reward[np.diff(g.offsets) == 0] = 0.0
+    return reward
+
+
 # --------------------------------------------------------------------- mAP
 
 
-def _map(preds, gts, box_format, iou_thresholds, max_dets, penalize_absent_classes, single):
-    return _map_packed(
-        *_pack_pair(preds, gts, box_format, single), iou_thresholds, max_dets, penalize_absent_classes
-    )
+def _map(preds, gts, box_format, iou_thresholds, max_dets, penalize_absent_classes, single, iou_type):
+    p, g, masks = _pack_any(preds, gts, box_format, single, iou_type)
+    return _map_packed(p, g, iou_thresholds, max_dets, penalize_absent_classes, masks)
 
 
-def _map_packed(p, g, iou_thresholds, max_dets, penalize_absent_classes):
+def _map_packed(p, g, iou_thresholds, max_dets, penalize_absent_classes, masks=None):
     thresholds = _thresholds(iou_thresholds)
     max_det = int_option(max_dets, "max_dets", low=1, high=2**62)
     blocks = _coco_eval.layout(p, g, max_det)
-    ious = _coco_eval.box_ious(blocks, p, g)
     lo, hi = COCO_AREA_RANGES["all"]
-    det_area = p.boxes[:, 2] * p.boxes[:, 3]
+    if masks is None:
+        ious = _coco_eval.box_ious(blocks, p, g)
+        det_area = p.boxes[:, 2] * p.boxes[:, 3]
+    else:
+        ious, det_area = masks.ious(blocks, g), masks.det_area
     status = _coco_eval.match(p, g, blocks, ious, det_area, thresholds, np.array([lo]), np.array([hi]))
     return _coco_eval.image_average_precision(p, g, blocks, status, (lo, hi), bool(penalize_absent_classes))
 
@@ -143,6 +288,7 @@ def map_reward(
     iou_thresholds: Sequence[float] | None = None,
     max_dets: int = 100,
     penalize_absent_classes: bool = False,
+    iou_type: IouType = "bbox",
 ) -> float:
     """COCO box AP@[.5:.95] of one image: pycocotools ``COCOeval.stats[0]`` to 1e-9.
 
@@ -162,6 +308,8 @@ def map_reward(
     ``penalize_absent_classes=True`` closes COCO's reward-hacking hole: a
     category that is predicted but absent from the GT scores 0 and counts in
     the mean (COCO leaves it out, so such false positives cost nothing).
+    ``iou_type="segm"``: masks instead of boxes (see the module docstring),
+    pycocotools' ``COCOeval(iouType="segm")`` of the one image.
 
     Example:
         >>> gt = {"boxes": [[0, 0, 10, 10]], "labels": [3]}
@@ -170,7 +318,9 @@ def map_reward(
         >>> round(map_reward({"boxes": [[0, 0, 10, 10]], "scores": [1.0], "labels": [3]}, gt), 9)
         1.0
     """
-    return float(_map([pred], [gt], box_format, iou_thresholds, max_dets, penalize_absent_classes, True)[0])
+    return float(
+        _map([pred], [gt], box_format, iou_thresholds, max_dets, penalize_absent_classes, True, iou_type)[0]
+    )
 
 
 def map_reward_batch(
@@ -181,6 +331,7 @@ def map_reward_batch(
     iou_thresholds: Sequence[float] | None = None,
     max_dets: int = 100,
     penalize_absent_classes: bool = False,
+    iou_type: IouType = "bbox",
 ) -> np.ndarray:
     """``map_reward`` of each (pred, gt) pair, in one parallel compiled pass.
 
@@ -194,7 +345,7 @@ def map_reward_batch(
         >>> map_reward_batch([hit, miss], [gt, gt]).round(9).tolist()  # COCO's precision has a 2e-16 epsilon
         [1.0, 0.0]
     """
-    return _map(preds, gts, box_format, iou_thresholds, max_dets, penalize_absent_classes, False)
+    return _map(preds, gts, box_format, iou_thresholds, max_dets, penalize_absent_classes, False, iou_type)
 
 
 # ------------------------------------------------------------------ recall
@@ -247,16 +398,23 @@ def _box_weights(class_weights: Any, p: PackedPredictions, g: PackedGroundTruth,
     return w[p.labels], w[g.labels]
 
 
-def _recall(preds, gts, box_format, iou_thresholds, class_weights, duplicate_weight, normalize, single):
-    p, g = _pack_pair(preds, gts, box_format, single)
+def _recall(
+    preds, gts, box_format, iou_thresholds, class_weights, duplicate_weight, normalize, single, iou_type
+):
+    p, g, masks = _pack_any(preds, gts, box_format, single, iou_type)
     names = ("pred", "gt") if single else ("preds", "gts")
-    return _recall_packed(p, g, names, iou_thresholds, class_weights, duplicate_weight, normalize)
+    return _recall_packed(p, g, names, iou_thresholds, class_weights, duplicate_weight, normalize, masks)
 
 
-def _recall_packed(p, g, names, iou_thresholds, class_weights, duplicate_weight, normalize):
+def _recall_packed(p, g, names, iou_thresholds, class_weights, duplicate_weight, normalize, masks=None):
     thresholds = _thresholds(iou_thresholds)
     duplicate_weight = real_option(duplicate_weight, "duplicate_weight")
     weights, gt_weights = _box_weights(class_weights, p, g, names)
+    if masks is not None:
+        best_gt, best_iou = _best_gt_masks(p, g, masks)
+        return _recall_from_best(
+            best_gt, best_iou, p, g, weights, gt_weights, thresholds, duplicate_weight, bool(normalize)
+        )
     out = np.empty(p.offsets.size - 1)
     _recall_kernels.recall_batch(
         p.boxes,
@@ -284,6 +442,7 @@ def recall_reward(
     class_weights: Sequence[float] | None = None,
     duplicate_weight: float = 0.3,
     normalize: bool = False,
+    iou_type: IouType = "bbox",
 ) -> float:
     """The paper's detection reward: weighted count of found objects minus duplicates.
 
@@ -305,7 +464,8 @@ def recall_reward(
     missing that class), and every label must index them. Without
     ``class_weights`` labels may be any int64 value (memory follows the number
     of boxes, not the label values). ``normalize=True`` divides by the GT weight mass, giving a
-    value in [-duplicate_weight * ..., 1]; with no GT it returns 0.
+    value in [-duplicate_weight * ..., 1]; with no GT it returns 0. ``iou_type="segm"``: the same
+    matching on mask IoU (masks instead of boxes, see the module docstring).
 
     Example:
         >>> gt = {"boxes": [[0, 0, 10, 10]], "labels": [0]}
@@ -314,7 +474,17 @@ def recall_reward(
         0.7
     """
     return float(
-        _recall([pred], [gt], box_format, iou_thresholds, class_weights, duplicate_weight, normalize, True)[0]
+        _recall(
+            [pred],
+            [gt],
+            box_format,
+            iou_thresholds,
+            class_weights,
+            duplicate_weight,
+            normalize,
+            True,
+            iou_type,
+        )[0]
     )
 
 
@@ -327,6 +497,7 @@ def recall_reward_batch(
     class_weights: Sequence[float] | None = None,
     duplicate_weight: float = 0.3,
     normalize: bool = False,
+    iou_type: IouType = "bbox",
 ) -> np.ndarray:
     """``recall_reward`` of each (pred, gt) pair in one parallel compiled pass; float64 (B,).
 
@@ -336,15 +507,20 @@ def recall_reward_batch(
         >>> recall_reward_batch([pred, pred], [gt, gt]).tolist()
         [1.0, 1.0]
     """
-    return _recall(preds, gts, box_format, iou_thresholds, class_weights, duplicate_weight, normalize, False)
+    return _recall(
+        preds, gts, box_format, iou_thresholds, class_weights, duplicate_weight, normalize, False, iou_type
+    )
 
 
-def _match_iou(preds, gts, box_format, iou_threshold, single):
-    return _match_iou_packed(*_pack_pair(preds, gts, box_format, single), iou_threshold)
+def _match_iou(preds, gts, box_format, iou_threshold, single, iou_type):
+    return _match_iou_packed(*_pack_any(preds, gts, box_format, single, iou_type), iou_threshold)
 
 
-def _match_iou_packed(p, g, iou_threshold):
+def _match_iou_packed(p, g, masks, iou_threshold):
     threshold = real_option(iou_threshold, "iou_threshold", low=0.0, high=1.0)
+    if masks is not None:
+        _, best_iou = _best_gt_masks(p, g, masks)
+        return np.where(best_iou > threshold, best_iou, 0.0), p.offsets
     out = np.empty(p.labels.size)
     _recall_kernels.match_iou_batch(
         p.boxes, p.labels, p.offsets, g.boxes, g.labels, g.offsets, threshold, out
@@ -353,12 +529,18 @@ def _match_iou_packed(p, g, iou_threshold):
 
 
 def match_iou(
-    pred: Prediction, gt: GroundTruth, *, box_format: BoxFormat = "xyxy", iou_threshold: float = 0.5
+    pred: Prediction,
+    gt: GroundTruth,
+    *,
+    box_format: BoxFormat = "xyxy",
+    iou_threshold: float = 0.5,
+    iou_type: IouType = "bbox",
 ) -> np.ndarray:
     """Per prediction, the IoU of its best same-class GT if above ``iou_threshold``, else 0.
 
     This is the released reward's ``match_iou`` (duplicates keep their IoU too);
     the paper trains each box's confidence token towards (pad, 1 - IoU, IoU).
+    ``iou_type="segm"``: mask IoU of ``"masks"`` (see the module docstring).
 
     Example:
         >>> gt = {"boxes": [[0, 0, 10, 10]], "labels": [0]}
@@ -366,7 +548,7 @@ def match_iou(
         >>> match_iou(pred, gt, iou_threshold=0.4).tolist()
         [0.5, 0.0]
     """
-    return _match_iou([pred], [gt], box_format, iou_threshold, True)[0]
+    return _match_iou([pred], [gt], box_format, iou_threshold, True, iou_type)[0]
 
 
 def match_iou_batch(
@@ -375,6 +557,7 @@ def match_iou_batch(
     *,
     box_format: BoxFormat = "xyxy",
     iou_threshold: float = 0.5,
+    iou_type: IouType = "bbox",
 ) -> list[np.ndarray]:
     """``match_iou`` of each pair, computed in one compiled pass; a list of (N_i,) arrays.
 
@@ -386,7 +569,7 @@ def match_iou_batch(
         >>> match_iou_batch([], [])
         []
     """
-    flat, offsets = _match_iou(preds, gts, box_format, iou_threshold, False)
+    flat, offsets = _match_iou(preds, gts, box_format, iou_threshold, False, iou_type)
     return [flat[offsets[i] : offsets[i + 1]] for i in range(offsets.size - 1)]
 
 
@@ -480,7 +663,7 @@ def match_iou_padded(
     """
     preds = _with_default_scores(preds)
     p, g = _pack_padded_pair(preds, gts, box_format)
-    flat, _ = _match_iou_packed(p, g, iou_threshold)
+    flat, _ = _match_iou_packed(p, g, None, iou_threshold)
     valid = to_numpy(preds["valid"], 'preds["valid"]').astype(bool)
     out = np.zeros(valid.shape)
     out[valid] = flat
@@ -563,13 +746,14 @@ class CocoEvalResult:
         return out
 
 
-def _select_images(packed: Any, order: np.ndarray) -> Any:
-    """A packed batch (PackedPredictions / PackedGroundTruth) with its images in ``order``."""
+def _select_images(packed: Any, order: np.ndarray, masks: Any = None) -> tuple[Any, Any]:
+    """A packed batch (PackedPredictions / PackedGroundTruth) with its images in ``order``, and its masks."""
     offsets = packed.offsets
     lengths = np.diff(offsets)[order]
     new_offsets = offsets_from_lengths(lengths)
     rows = np.repeat(offsets[:-1][order] - new_offsets[:-1], lengths) + np.arange(new_offsets[-1])
-    return type(packed)(*(np.ascontiguousarray(f[rows]) for f in packed[:-1]), new_offsets)
+    selected = type(packed)(*(np.ascontiguousarray(f[rows]) for f in packed[:-1]), new_offsets)
+    return selected, None if masks is None else _masks._take(masks, rows)
 
 
 def _concat_packed(parts: list) -> Any:
@@ -580,8 +764,17 @@ def _concat_packed(parts: list) -> Any:
     return type(parts[0])(*fields, offsets_from_lengths(lengths))
 
 
-def _evaluate_packed(p, g, image_ids, categories, category_names, params, per_image) -> CocoEvalResult:
-    ev, blocks, status = _coco_eval.evaluate(p, g, categories, params)
+def _evaluate_packed(
+    p, g, image_ids, categories, category_names, params, per_image, masks: _MaskPair | None = None
+) -> CocoEvalResult:
+    blocks = _coco_eval.layout(p, g, params.max_dets[-1])
+    if masks is None:
+        ious, det_area = _coco_eval.box_ious(blocks, p, g), p.boxes[:, 2] * p.boxes[:, 3]
+    else:
+        ious, det_area = masks.ious(blocks, g), masks.det_area
+    ev, blocks, status = _coco_eval.evaluate(
+        p, g, categories, params, blocks=blocks, ious=ious, det_area=det_area
+    )
     values = _coco_eval.stats(ev)
     per_image_ap = None
     if per_image:
@@ -593,8 +786,8 @@ def _evaluate_packed(p, g, image_ids, categories, category_names, params, per_im
                 p,
                 g,
                 blocks,
-                _coco_eval.box_ious(blocks, p, g),
-                p.boxes[:, 2] * p.boxes[:, 3],
+                ious,
+                det_area,
                 COCO_IOU_THRESHOLDS,
                 np.array([lo]),
                 np.array([hi]),
@@ -633,7 +826,8 @@ class CocoEvaluator:
     evaluator's, in ``merge`` order). Give ids to all batches or to none.
 
     Settings (``max_dets``, ``area_ranges``, ``max_dets_rule``, ``iou_type``)
-    are those of :func:`coco_eval_files`. ``categories`` (default: every GT
+    are those of :func:`coco_eval_files`; with ``iou_type="segm"`` the dicts
+    carry ``"masks"`` (see the module docstring), kept as run-lengths. ``categories`` (default: every GT
     label seen) are the evaluated categories, pycocotools' ``catIds``:
     detections of any other label are not counted.
 
@@ -663,16 +857,19 @@ class CocoEvaluator:
         check_box_format(box_format)
         self.box_format = box_format
         self.categories = None if categories is None else _category_ids(categories)
-        self._batches: list[tuple[PackedPredictions, PackedGroundTruth, np.ndarray | None]] = []
+        # (predictions, ground truths, image ids or None, (detection masks, GT masks) or None)
+        self._batches: list[tuple[PackedPredictions, PackedGroundTruth, np.ndarray | None, Any]] = []
 
     def __len__(self) -> int:
-        return sum(p.offsets.size - 1 for p, _, _ in self._batches)
+        return sum(b[0].offsets.size - 1 for b in self._batches)
 
     def update(
         self, preds: Sequence[Prediction], gts: Sequence[GroundTruth], image_ids: Sequence[int] | None = None
     ) -> None:
         """Adds a batch of images: ``preds[i]`` and ``gts[i]`` are image ``image_ids[i]``."""
-        p, g = _pack_pair(preds, gts, self.box_format, False)
+        p, g, masks = _pack_any(preds, gts, self.box_format, False, self.params.iou_type)
+        if masks is not None:
+            masks = (masks.dts.masks, masks.gts.masks)
         ids = None
         if image_ids is not None:
             ids = to_numpy(image_ids, "image_ids")
@@ -683,7 +880,7 @@ class CocoEvaluator:
                 )
             check_fits_int64(ids, "image_ids")
             ids = ids.astype(np.int64)
-        self._batches.append((p, g, ids))
+        self._batches.append((p, g, ids, masks))
 
     def merge(self, *others: CocoEvaluator) -> CocoEvaluator:
         """Folds the images of ``others`` into this evaluator (in place) and returns it."""
@@ -703,16 +900,21 @@ class CocoEvaluator:
     def compute(self, per_image: bool = False) -> CocoEvalResult:
         """The evaluation of every image added so far (``per_image``: also each image's AP)."""
         batches = self._batches
+        segm = self.params.iou_type == "segm"
         if not batches:
             p, g = _pack_pair([], [], self.box_format, False)
-            batches = [(p, g, None)]
-        with_ids = [ids is not None for _, _, ids in batches]
+            batches = [(p, g, None, (_masks._empty_set(), _masks._empty_set()) if segm else None)]
+        with_ids = [b[2] is not None for b in batches]
         if any(with_ids) and not all(with_ids):
             raise ValueError(
                 "`image_ids` were given for some batches but not others; give them for all or none"
             )
         p = _concat_packed([b[0] for b in batches])
         g = _concat_packed([b[1] for b in batches])
+        dt_masks = gt_masks = None
+        if segm:
+            dt_masks = _masks._concat_sets([b[3][0] for b in batches])
+            gt_masks = _masks._concat_sets([b[3][1] for b in batches])
         if all(with_ids):
             ids = np.concatenate([b[2] for b in batches])
             order = np.argsort(ids, kind="stable")
@@ -720,12 +922,16 @@ class CocoEvaluator:
             dup = np.flatnonzero(ids[1:] == ids[:-1])
             if dup.size:
                 raise ValueError(f"`image_ids` repeats the image id {int(ids[dup[0]])}")
-            p, g = _select_images(p, order), _select_images(g, order)
+            p, dt_masks = _select_images(p, order, dt_masks)
+            g, gt_masks = _select_images(g, order, gt_masks)
         else:
             ids = np.arange(p.offsets.size - 1)
         categories = np.unique(g.labels) if self.categories is None else self.categories
         names = {c: str(c) for c in categories.tolist()}
-        return _evaluate_packed(p, g, ids, categories, names, self.params, per_image)
+        masks = None
+        if segm:
+            masks = _MaskPair(_file_masks(dt_masks, "preds"), _file_masks(gt_masks, "gts"))
+        return _evaluate_packed(p, g, ids, categories, names, self.params, per_image, masks)
 
 
 def _category_ids(categories: Any) -> np.ndarray:
@@ -746,13 +952,13 @@ def coco_eval(
     area_ranges: Any = None,
     max_dets_rule: MaxDetsRule = "consistent",
 ) -> dict[str, float]:
-    """The 12 ``COCOeval(iouType="bbox").stats`` of a whole dataset, to 1e-9.
+    """The 12 ``COCOeval(iouType="bbox" or "segm").stats`` of a whole dataset, to 1e-9.
 
     Image ``i`` of the dataset is ``(preds[i], gts[i])``. Keys: map, map_50,
     map_75, map_small, map_medium, map_large, mar_1, mar_10, mar_100,
     mar_small, mar_medium, mar_large. As in COCO, a value is -1 when no
     category has a non-ignored GT in that area range. GT area is
-    ``gt["area"]`` when given, else the box area. The evaluated categories
+    ``gt["area"]`` when given, else the box (``iou_type="segm"``: mask) area. The evaluated categories
     are the GT labels (pycocotools' ``catIds``). Settings as in
     :func:`coco_eval_files`; for per-class values, batches or processes use
     :class:`CocoEvaluator`.
@@ -784,7 +990,7 @@ def coco_eval_files(
     max_dets_rule: MaxDetsRule = "consistent",
     per_image: bool = False,
 ) -> CocoEvalResult:
-    """pycocotools' ``COCO(gt); loadRes(results); COCOeval(..., "bbox")`` evaluate/accumulate/summarize, exact.
+    """pycocotools' ``COCO(gt); loadRes(results); COCOeval(..., iou_type)`` evaluate/accumulate/summarize, exact.
 
     ``gt_json``: a COCO instances file (``.json`` or ``.json.gz``) or its
     loaded dict; ``results_json``: a COCO results file or its loaded list of
@@ -812,8 +1018,16 @@ def coco_eval_files(
     for the default (1, 10, 100). ``area_ranges``: 4 (low, high) pairs for
     all / small / medium / large (or a dict with those keys), inclusive, as
     pycocotools' ``areaRng``; they behave the same under both rules.
-    ``iou_type``: "bbox" (instance masks plug into the same evaluation with
-    their own IoU: see ``rewards._coco_eval``).
+    ``iou_type="segm"``: instance masks, as pycocotools' segm evaluation.
+    Each GT's ``segmentation`` (polygons, uncompressed or compressed RLE) is
+    read as ``annToRLE`` does, on its image's ``height`` x ``width`` (needed
+    then); area ranges use the GT's ``area`` (default: its mask area); a
+    result needs ``segmentation`` (an RLE dict; a polygon list is rasterised
+    too) instead of ``bbox``, and its area is its mask area. Errors name the
+    file, entry and key: polygons pycocotools rejects (a first part of 4
+    numbers or fewer; in results any part with fewer than 3 points or an odd
+    number of coordinates), RLE counts that do not sum to h * w, a mask whose
+    size is not its image's (pycocotools scores it -1 against everything).
 
     Example:
         >>> gt = {"images": [{"id": 7}], "categories": [{"id": 1, "name": "cat"}],
@@ -823,8 +1037,29 @@ def coco_eval_files(
         >>> r = coco_eval_files(gt, results, per_image=True)
         >>> [round(float(v), 9) for v in (r.stats[0], r.per_class[1]["ap50"], r.per_image[7])]
         [1.0, 1.0, 1.0]
+        >>> gt["images"][0].update(height=20, width=20)
+        >>> gt["annotations"][0]["segmentation"] = [[0, 0, 10, 0, 10, 10, 0, 10]]
+        >>> import numpy as np
+        >>> from rewards import masks
+        >>> found = np.zeros((20, 20), bool); found[:10, :11] = True  # IoU 100 / 110
+        >>> segm = [{"image_id": 7, "category_id": 1, "score": 0.9, "segmentation": masks.encode(found)}]
+        >>> r = coco_eval_files(gt, segm, iou_type="segm")
+        >>> [round(float(v), 9) for v in (r.stats[0], r.stats[1], r.stats[2])]  # found at IoU .5 to .9
+        [0.9, 1.0, 1.0]
     """
     params = _coco_eval.make_params(max_dets, area_ranges, max_dets_rule, iou_type)
-    gt = _coco_files.load_ground_truth(gt_json)
-    p = _coco_files.load_results(results_json, gt)
-    return _evaluate_packed(p, gt.packed, gt.image_ids, gt.categories, gt.category_names, params, per_image)
+    gt = _coco_files.load_ground_truth(gt_json, iou_type)
+    masks = None
+    if iou_type == "segm":
+        p, dt_masks = _coco_files.load_segm_results(results_json, gt)
+        masks = _MaskPair(_file_masks(dt_masks, "results"), _file_masks(gt.masks, gt.name))
+    else:
+        p = _coco_files.load_results(results_json, gt)
+    return _evaluate_packed(
+        p, gt.packed, gt.image_ids, gt.categories, gt.category_names, params, per_image, masks
+    )
+
+
+def _file_masks(m: Any, name: str) -> ExampleMasks:
+    """Masks of a COCO file (size errors are caught at loading: naming by index suffices)."""
+    return ExampleMasks(m, np.array([0, len(m)], np.int64), name, True)

@@ -281,8 +281,8 @@ def test_repeated_ids_and_wrong_containers(tmp_path):
     (tmp_path / "broken.json").write_text("[{")
     with pytest.raises(ValueError, match=r"broken\.json: not valid JSON"):
         detection.coco_eval_files(gt, tmp_path / "broken.json")
-    with pytest.raises(ValueError, match=r"`iou_type` must be 'bbox', got 'segm'"):
-        detection.coco_eval_files(gt, dets, iou_type="segm")
+    with pytest.raises(ValueError, match=r"`iou_type` must be 'bbox' or 'segm', got 'keypoints'"):
+        detection.coco_eval_files(gt, dets, iou_type="keypoints")
     with pytest.raises(ValueError, match=r"`max_dets` must be 3 positive integers"):
         detection.coco_eval_files(gt, dets, max_dets=[100])
     with pytest.raises(ValueError, match=r"`max_dets\[1\]` must be >= 1"):
