@@ -29,17 +29,19 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest -q tests
 
 # The core's tests again under numpy 1.26 (numpy + numba + the detection oracles, no frameworks:
-# modules that need torch/jax/trl are left out by tests/conftest.py). Own numba cache: compiled
+# modules that need torch/jax/trl are left out by tests/conftest.py; the packaging tests, which
+# build the wheel, run once in the main venv). Own numba cache: compiled
 # kernels are specific to the numpy they were built against.
 NP1 := .venv-numpy1
 $(NP1)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(NP1)
 	$(NP1)/bin/python -m pip install -q --upgrade pip
-	$(NP1)/bin/python -m pip install -q "numpy==1.26.4" pytest hypothesis pycocotools faster-coco-eval pycocoevalcap build -e .
+	$(NP1)/bin/python -m pip install -q "numpy==1.26.4" pytest hypothesis pycocotools faster-coco-eval pycocoevalcap -e .
 	touch $@
 
 test-numpy1: $(NP1)/.installed
-	NUMBA_CACHE_DIR=$(NP1)/numba-cache $(NP1)/bin/python -m pytest -q -p no:cacheprovider tests
+	NUMBA_CACHE_DIR=$(NP1)/numba-cache $(NP1)/bin/python -m pytest -q -p no:cacheprovider tests \
+		--ignore=tests/test_packaging.py
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

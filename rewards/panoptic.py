@@ -655,8 +655,8 @@ def load_coco_panoptic(
         >>> len(gt), sorted(gt.categories)
         (2, [1, 187])
         >>> pan, crowd = gt.image(0)
-        >>> pan[0, :4].tolist(), crowd.any()
-        ([[-1, 0], [187, 10], [187, 10], [1, 20]], np.False_)
+        >>> pan[0, :4].tolist(), bool(crowd.any())
+        ([[-1, 0], [187, 10], [187, 10], [1, 20]], False)
     """
     return files.load(json_path, png_folder, categories)
 

@@ -338,8 +338,9 @@ def read_only_install():
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONPATH": str(site),
             "XDG_CACHE_HOME": str(home / ".cache"),
+            # empty = unset for numba; run_child merges os.environ, so a caller's value must be overridden
+            "NUMBA_CACHE_DIR": "",
         }
-        env.pop("NUMBA_CACHE_DIR", None)
         yield {"root": root, "site": site, "tmp": tmp, "work": work, "env": env}
     finally:
         for path in root.rglob("*"):
