@@ -18,13 +18,6 @@ from rewards._numba import kernel
 MAX_N = 4
 
 
-@kernel
-def sort_ids(a):
-    """Sorts the int64 array ``a`` in place. One compiled sort shared by the caption kernels
-    (each kernel that sorts inline compiles its own copy: about a second each)."""
-    a.sort()
-
-
 @kernel(inline=True)
 def _n_ngrams(offsets, caption):
     """Number of n-grams of all orders of caption ``caption`` (``offsets`` as in ``cider_groups``)."""
@@ -48,26 +41,21 @@ def _vectorize(
     counts,
     starts,
     norms,
-    scratch,
 ):
     """tf-idf vector of one caption: per order n, sorted unique ids in keys[starts[n]:starts[n+1]].
 
     ``ngrams``, ``offsets``, ``df``, ``df_start``, ``df_size``, ``log_n_images``
-    are ``cider_groups``' arguments and ``caption`` the caption's index.
+    are ``cider_groups``' arguments (each caption's ids of one order sorted)
+    and ``caption`` the caption's index.
     Outputs: ``keys`` (int64) / ``values`` (float64 tf-idf) / ``counts`` (int64
     term frequency) have room for all the caption's n-grams; ``starts`` (int64 (MAX_N + 1,)) and ``norms`` (float64
-    (MAX_N,), each order's vector norm); ``scratch`` (int64) has room for the
-    caption's unigrams (the most n-grams of one order). Returns the caption's
-    length in bigrams (the COCO code's "length").
+    (MAX_N,), each order's vector norm). Returns the caption's length in
+    bigrams (the COCO code's "length").
     """
     pos = 0
     for n in range(MAX_N):
         starts[n] = pos
-        seg = scratch[: offsets[n, caption + 1] - offsets[n, caption]]
-        # element loops, not slice assignment: numba 0.68 compiles slice copies ~2 s slower
-        for i in range(seg.size):
-            seg[i] = ngrams[offsets[n, caption] + i]
-        sort_ids(seg)
+        seg = ngrams[offsets[n, caption] : offsets[n, caption + 1]]  # sorted by the caller
         norm = 0.0
         i = 0
         while i < seg.size:
@@ -127,8 +115,11 @@ def cider_groups(
     ----------
     ngrams : int64 (total n-grams,)
         N-gram ids of every caption and order: an id numbers an n-gram within
-        its order n (words by vocabulary index; see ``captioning._ngram_ids``).
-        Ids below ``df_size[n - 1]`` are known to the document frequencies.
+        its order n (words by vocabulary index; see ``captioning._ngram_ids``),
+        each caption's ids of one order in ascending order (the caller sorts
+        the whole corpus in numpy at once: far cheaper than a compiled sort per
+        caption, and no sort to compile). Ids below ``df_size[n - 1]`` are
+        known to the document frequencies.
     offsets : int64 (MAX_N, C + 1)
         Caption c's order-n ids are ``ngrams[offsets[n - 1, c]:offsets[n - 1, c + 1]]``
         (C captions: candidates first, then references).
@@ -165,7 +156,6 @@ def cider_groups(
         for r in range(group_refs[k], group_refs[k + 1]):
             total += _n_ngrams(offsets, r)
         most_ref_ngrams = max(most_ref_ngrams, total)
-    scratch = np.empty(longest, np.int64)
     ref_keys = np.empty(most_ref_ngrams, np.int64)
     ref_values = np.empty(most_ref_ngrams)
     ref_counts = np.empty(most_ref_ngrams, np.int64)
@@ -199,7 +189,6 @@ def cider_groups(
                 ref_counts[base : base + size],
                 ref_starts[q],
                 ref_norms[q],
-                scratch,
             )
             for n in range(MAX_N + 1):
                 ref_starts[q, n] += base
@@ -218,7 +207,6 @@ def cider_groups(
                 counts,
                 starts,
                 norms,
-                scratch,
             )
             score[:] = 0.0
             best[: starts[MAX_N]] = 0

@@ -13,6 +13,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from rewards._cli import load_numba_without_scipy
+
 
 def _area_range(text: str) -> tuple[float, float]:
     try:
@@ -71,26 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_numba_without_scipy() -> None:
-    """Spares this process numba's import of scipy.linalg (measured 0.3-0.7 s of a 1.5 s run).
-
-    The first kernel load makes numba import ``numba.np.arraymath``, which
-    imports scipy.linalg when scipy is installed, only to offer BLAS to
-    ``np.dot`` in compiled code. No reward kernel uses BLAS, and this process
-    runs only our kernels, so scipy is hidden for that one import.
-    """
-    if "scipy" in sys.modules or "numba.np.arraymath" in sys.modules:
-        return
-    sys.modules["scipy"] = None  # type: ignore[assignment]  # makes `import scipy...` raise ImportError
-    try:
-        import numba.np.arraymath  # noqa: F401
-    finally:
-        del sys.modules["scipy"]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _load_numba_without_scipy()
+    load_numba_without_scipy()
     from rewards.detection import coco_eval_files
 
     try:

@@ -138,6 +138,18 @@ def _checked_ground_truth(g: Any, name: str):
     return b, labels, crowd, area
 
 
+def _list_array(x: list) -> Any:
+    """``np.asarray`` of a list (what the careful path's ``to_numpy`` makes of it), or None if that fails.
+
+    The fast paths accept the array only when their checks pass, and then the
+    careful path would have made the very same array.
+    """
+    try:
+        return np.asarray(x)
+    except Exception:  # the careful path converts again and names the error
+        return None
+
+
 def pack_predictions(
     preds: Sequence[Any], box_format: BoxFormat, where: str = "preds", single: bool = False
 ) -> PackedPredictions:
@@ -152,6 +164,10 @@ def pack_predictions(
         # converts or raises an error naming the example.
         try:
             b, s, lab = p["boxes"], p["scores"], p["labels"]
+            if type(s) is list:
+                s = _list_array(s)
+            if type(lab) is list:
+                lab = _list_array(lab)
             n = b.shape[0]
             fast = (
                 type(b) is ndarray
@@ -202,6 +218,12 @@ def pack_ground_truth(
             try:
                 b, lab = g["boxes"], g["labels"]
                 c, a = g.get("iscrowd"), g.get("area")
+                if type(lab) is list:
+                    lab = _list_array(lab)
+                if type(c) is list:
+                    c = _list_array(c)
+                if type(a) is list:
+                    a = _list_array(a)
                 n = b.shape[0]
                 fast = (
                     type(b) is ndarray
@@ -212,12 +234,20 @@ def pack_ground_truth(
                     and lab.dtype.kind in "iu"
                     and lab.dtype != np.uint64
                     and (c is None or (type(c) is ndarray and c.shape == (n,) and c.dtype.kind in "iub"))
-                    and a is None
+                    and (
+                        a is None
+                        or (
+                            type(a) is ndarray
+                            and a.shape == (n,)
+                            and a.dtype.kind in "fiu"
+                            and a.dtype != np.uint64
+                        )
+                    )
                 )
             except (KeyError, TypeError, AttributeError, IndexError):
                 fast = False
             if fast:
-                fields = (b, lab, c, None)
+                fields = (b, lab, c, a)
             else:
                 fields = _checked_ground_truth(g, example_name(where, i, single))
             previous, previous_fields = g, fields
@@ -401,9 +431,7 @@ def with_masks(examples: Sequence[Any], where: str, single: bool) -> tuple[list,
         e = bisect.bisect_right(flat_starts, k) - 1
         return f"{flat_keys[e]}[{k - flat_starts[e]}]"
 
-    flat_set = compressed_rles(flat, flat_name)
-    if flat_set is None:
-        flat_set = _masks._pack(flat, flat_name)
+    flat_set = _masks._pack(flat, flat_name)
     if not stacks and len(flat) == int(lengths.sum()):
         packed_all = flat_set
     else:
@@ -429,33 +457,8 @@ def with_masks(examples: Sequence[Any], where: str, single: bool) -> tuple[list,
 def compressed_rles(items: list, names: Callable[[int], str]) -> Any:
     """The mask set of compressed RLE dicts (a model's usual output), or None for any other input.
 
-    The fast path of ``rewards.masks._pack`` for this one form: whole columns
-    at once instead of a per-item dispatch (measured: most of a segm
-    ``map_reward_batch`` of 100-detection images went to that loop).
+    ``rewards.masks._pack_compressed`` (named here for ``rewards._coco_files``).
     """
     from rewards import masks as _masks
 
-    if not items:
-        return None
-    try:
-        if set(map(type, items)) != {dict}:
-            return None
-        counts = [m["counts"] for m in items]
-        size_list = [m["size"] for m in items]
-        # Usually every mask has the image's size: one comparison pass instead of an array of lists.
-        if size_list.count(size_list[0]) == len(size_list):
-            sizes = np.array([size_list[0]]).repeat(len(size_list), axis=0)
-        else:
-            sizes = np.array(size_list)
-    except (KeyError, TypeError, ValueError):
-        return None
-    if not set(map(type, counts)) <= {str, bytes}:
-        return None
-    if sizes.shape != (len(items), 2) or sizes.dtype.kind not in "iu":
-        return None
-    sizes = sizes.astype(np.int64)
-    if (sizes < 0).any() or (sizes[:, 0] * sizes[:, 1] >= _masks._MAX_PIXELS).any():
-        return None  # the careful path names the bad size
-    h, w = np.ascontiguousarray(sizes[:, 0]), np.ascontiguousarray(sizes[:, 1])
-    starts, ends, offsets = _masks._from_compressed(counts, h, w, names)
-    return _masks._mask_set(starts, ends, offsets, h, w)
+    return _masks._pack_compressed(items, names)

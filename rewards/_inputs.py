@@ -28,7 +28,7 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
         a = np.asarray(x)
     except (ValueError, TypeError) as err:
         raise ValueError(f"`{name}` could not be converted to an array: {err}") from None
-    if a.dtype.name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):  # jax / ml_dtypes floats
+    if a.dtype.kind == "V" and a.dtype.name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):  # ml_dtypes
         a = a.astype(np.float32)
     return a
 

@@ -293,6 +293,140 @@ def mask_stats(starts, ends, offsets, heights, areas, boxes):
             boxes[i, 3] = y1 - y0 + 1
 
 
+@kernel(inline=True)
+def _advance(col, row, d, h):
+    """Pixel (col, row) moved ``d`` >= 0 pixels down the column-major order (0 <= row < h)."""
+    row += d
+    if row >= h:
+        if row < 2 * h:  # the usual step: into the next column, no division
+            row -= h
+            col += 1
+        else:
+            q = row // h
+            col += q
+            row -= q * h
+    return col, row
+
+
+@kernel
+def strings_to_mask_set(buf, str_offsets, heights, widths):
+    """:func:`decode_strings`, :func:`counts_to_runs` and :func:`mask_stats` in one pass.
+
+    The path of compressed RLE (a model's usual output, COCO results files):
+    the counts go straight from the bytes to runs, never stored, and the
+    boxes come from the (column, row) position tracked along the way.
+
+    Parameters
+    ----------
+    buf : uint8 (C,)
+        All strings' bytes, concatenated.
+    str_offsets : int64 (N + 1,)
+        String i is ``buf[str_offsets[i]:str_offsets[i + 1]]``.
+    heights, widths : int64 (N,)
+        Mask sizes; the counts of mask i must sum to ``heights[i] * widths[i]``.
+
+    Returns
+    -------
+    (starts, ends, offsets, areas, boxes, index, code)
+        The mask set's arrays, and ``(-1, OK)``; or a string that failed
+        (``index``, ``code`` != ``OK``; the arrays are then meaningless). The
+        failure found is not always the one the two-step path reports first:
+        callers rerun that path for the message.
+    """
+    n = heights.size
+    # A string of c bytes holds at most c counts, so at most (c + 1) // 2 foreground runs.
+    r_max = buf.size // 2 + n
+    starts = np.empty(r_max, np.uint32)
+    ends = np.empty(r_max, np.uint32)
+    offsets = np.zeros(n + 1, np.int64)
+    areas = np.zeros(n, np.int64)
+    boxes = np.zeros((n, 4), np.float64)
+    r = 0
+    for i in range(n):
+        p = str_offsets[i]
+        end = str_offsets[i + 1]
+        h = heights[i]
+        total = h * widths[i]
+        first = r
+        pos = np.int64(0)
+        col = np.int64(0)  # pos = col * h + row
+        row = np.int64(0)
+        area = np.int64(0)
+        x0 = np.int64(-1)
+        x1 = np.int64(-1)
+        y0 = h
+        y1 = np.int64(-1)
+        j = 0  # index of the count being decoded
+        c1 = np.int64(0)  # counts j - 1 and j - 2
+        c2 = np.int64(0)
+        while p < end:
+            c = np.int64(buf[p]) - 48
+            p += 1
+            if np.uint64(c) < 32:  # one group, the usual case: sign-extend its 5 bits
+                x = (c ^ 0x10) - 0x10
+            else:
+                if c < 0 or c > 63:
+                    return starts, ends, offsets, areas, boxes, i, BAD_CHAR
+                x = c & 0x1F
+                k = 1
+                while c & 0x20:
+                    if p >= end:
+                        return starts, ends, offsets, areas, boxes, i, TRUNCATED
+                    c = np.int64(buf[p]) - 48
+                    if c < 0 or c > 63:
+                        return starts, ends, offsets, areas, boxes, i, BAD_CHAR
+                    if k >= 12:  # 13 groups exceed 64 bits
+                        return starts, ends, offsets, areas, boxes, i, TOO_LARGE
+                    x |= (c & 0x1F) << (5 * k)
+                    p += 1
+                    k += 1
+                if c & 0x10:
+                    x |= np.int64(-1) << (5 * k)
+            if j > 2:
+                x += c2
+            if np.uint64(x) >= 4294967296:  # negative, or too large
+                return starts, ends, offsets, areas, boxes, i, NEGATIVE if x < 0 else TOO_LARGE
+            if pos + x > total:
+                return starts, ends, offsets, areas, boxes, i, BAD_SUM
+            if x > 0:  # (h > 0 here: a 0-pixel mask has only zero counts)
+                if j % 2 == 1:
+                    if r > first and np.int64(ends[r - 1]) == pos:
+                        ends[r - 1] = pos + x  # a zero-length background run joined two runs
+                    else:
+                        starts[r] = pos
+                        ends[r] = pos + x
+                        r += 1
+                    # The run's last pixel; a run crossing a column spans every row.
+                    if x0 < 0:
+                        x0 = col
+                    last_col, last_row = _advance(col, row, x - 1, h)
+                    if last_col > col:
+                        y0 = 0
+                        y1 = h - 1
+                    else:
+                        y0 = min(y0, row)
+                        y1 = max(y1, last_row)
+                    x1 = last_col
+                    area += x
+                    col, row = _advance(last_col, last_row, 1, h)
+                else:
+                    col, row = _advance(col, row, x, h)
+                pos += x
+            c2 = c1
+            c1 = x
+            j += 1
+        if pos != total:
+            return starts, ends, offsets, areas, boxes, i, BAD_SUM
+        offsets[i + 1] = r
+        areas[i] = area
+        if area > 0:  # else the zeros of rleToBbox's empty mask
+            boxes[i, 0] = x0
+            boxes[i, 1] = y0
+            boxes[i, 2] = x1 - x0 + 1
+            boxes[i, 3] = y1 - y0 + 1
+    return starts[:r].copy(), ends[:r].copy(), offsets, areas, boxes, -1, OK
+
+
 @kernel
 def dense_to_runs(masks):
     """Canonical runs of N dense masks.

@@ -884,4 +884,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from rewards._cli import load_numba_without_scipy
+
+    load_numba_without_scipy()
     sys.exit(main())

@@ -224,3 +224,15 @@ def test_document_frequencies_load_rejects_what_save_did_not_write(tmp_path):
     assert "allow_pickle" not in str(caught.value)
     with pytest.raises(FileNotFoundError):
         captioning.DocumentFrequencies.load(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize(
+    "candidate, references",
+    [("", ["cat", ""]), ("   ", ["x y", ""]), ("a cat", ["", "a cat sat"]), ("", [""])],
+)
+def test_corpus_rouge_l_with_empty_texts_equals_pycocoevalcap(candidate, references):
+    rouge = pytest.importorskip("pycocoevalcap.rouge.rouge")
+    expected = rouge.Rouge().calc_score([candidate], references)
+    got = captioning.coco_caption_eval([candidate], [references]).per_image["ROUGE_L"][0]
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert captioning.rouge_l_batch([candidate], [references])[0] == pytest.approx(expected, abs=1e-12)
