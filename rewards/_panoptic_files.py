@@ -122,7 +122,7 @@ def _from_ids(
         crowd_px,
         area,
     )
-    if err != kernels._OK:
+    if err != kernels.OK:
         rgb = (value % 256, value // 256 % 256, value // 65536)
         raise ValueError(f"{where()}: segment id {value} (RGB {rgb}) is in the PNG but not in segments_info")
     counts = np.empty_like(area)

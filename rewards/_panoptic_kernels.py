@@ -15,7 +15,7 @@ things, and stuff when ``separate_stuff`` (COCO segment-id semantics); crowd
 pixels of one category are one region.
 
 Every entry point documents its arguments; errors are returned as codes
-(``_OK`` / ``_ERR_*``) with the offending value, and the Python wrapper raises.
+(``OK`` / ``ERR_*``) with the offending value, and the Python wrapper raises.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from numba import prange
 
 from rewards._numba import kernel
 
-_OK = 0
-_ERR_UNKNOWN_PRED_CATEGORY = 1
-_ERR_INSTANCE_RANGE = 2
-_ERR_UNKNOWN_SEGMENT = 3
+OK = 0
+ERR_UNKNOWN_PRED_CATEGORY = 1
+ERR_INSTANCE_RANGE = 2
+ERR_UNKNOWN_SEGMENT = 3
 
 _EMPTY = -1
 _INT32_MIN = -(2**31)
@@ -176,7 +176,7 @@ def _pixel_runs(
             gkey = _key(ci, 0, 1)
         elif is_thing[ci] or separate_stuff:
             if gi < _INT32_MIN or gi > _INT32_MAX:
-                return _ERR_INSTANCE_RANGE, gi, 0
+                return ERR_INSTANCE_RANGE, gi, 0
             gkey = _key(ci, gi, 0)
         else:
             gkey = _key(ci, 0, 0)
@@ -185,10 +185,10 @@ def _pixel_runs(
         else:
             ci = _category_index(categories, pc)
             if ci < 0:
-                return _ERR_UNKNOWN_PRED_CATEGORY, pc, 0
+                return ERR_UNKNOWN_PRED_CATEGORY, pc, 0
             if is_thing[ci] or separate_stuff:
                 if pi < _INT32_MIN or pi > _INT32_MAX:
-                    return _ERR_INSTANCE_RANGE, pi, 0
+                    return ERR_INSTANCE_RANGE, pi, 0
                 pkey = _key(ci, pi, 0)
             else:
                 pkey = _key(ci, 0, 0)
@@ -199,7 +199,7 @@ def _pixel_runs(
             run_pkey[n_runs] = pkey
             run_len[n_runs] = 1
             n_runs += 1
-    return _OK, 0, n_runs
+    return OK, 0, n_runs
 
 
 @kernel(inline=True)
@@ -406,7 +406,7 @@ def pq_images(
     iou_sum : (C,) float64, added to
         Sum of the IoUs of the true positives per category.
     errors : (B, 2) int64, written
-        (``_OK`` or ``_ERR_*`` code, offending value) per image; an image with an
+        (``OK`` or ``ERR_*`` code, offending value) per image; an image with an
         error adds nothing.
     """
     n_images = offsets.size - 1
@@ -442,7 +442,7 @@ def pq_images(
         )
         errors[b, 0] = err
         errors[b, 1] = value
-        if err != _OK:
+        if err != OK:
             out[b, :] = 1.0
             continue
         touched = _image_stats(run_gkey, run_pkey, run_len, n_runs, img_counts, img_iou)
@@ -468,7 +468,7 @@ def ids_to_panoptic(ids, segment_ids, segment_category, segment_crowd, panoptic,
     area : (S,) int64, written
         Pixel count of each listed segment.
 
-    Returns (``_OK`` or ``_ERR_UNKNOWN_SEGMENT``, offending id).
+    Returns (``OK`` or ``ERR_UNKNOWN_SEGMENT``, offending id).
     """
     area[:] = 0
     last = -1
@@ -479,7 +479,7 @@ def ids_to_panoptic(ids, segment_ids, segment_category, segment_crowd, panoptic,
             last = v
             s = -1 if v == 0 else _category_index(segment_ids, v)
             if v != 0 and s < 0:
-                return _ERR_UNKNOWN_SEGMENT, v
+                return ERR_UNKNOWN_SEGMENT, v
         if s < 0:
             panoptic[q, 0] = -1
             panoptic[q, 1] = 0
@@ -489,4 +489,4 @@ def ids_to_panoptic(ids, segment_ids, segment_category, segment_crowd, panoptic,
             panoptic[q, 1] = v
             crowd[q] = segment_crowd[s]
             area[s] += 1
-    return _OK, 0
+    return OK, 0

@@ -370,7 +370,7 @@ def _score(p_px, g_px, c_px, sizes, cats: _Categories, separate: bool, counts, i
         b = int(bad[0])
         code, value = (int(v) for v in errors[b])
         pred_name, gt_name = names(b)
-        if code == kernels._ERR_UNKNOWN_PRED_CATEGORY:
+        if code == kernels.ERR_UNKNOWN_PRED_CATEGORY:
             raise ValueError(
                 f"`{pred_name}` contains category {value}, which is neither in `things` nor in `stuffs` "
                 "(use a negative category for unlabeled pixels)"
