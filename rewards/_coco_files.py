@@ -15,9 +15,6 @@ the list walked again to name the first bad entry: ``file: annotations[12]["bbox
 
 from __future__ import annotations
 
-import gc
-import gzip
-import json
 import os
 from typing import Any, NamedTuple
 
@@ -26,6 +23,7 @@ import numpy as np
 from rewards import masks as _masks
 from rewards._detection_inputs import PackedGroundTruth, PackedPredictions, compressed_rles
 from rewards._inputs import offsets_from_lengths
+from rewards._json_files import read_json_file
 
 
 class CocoGroundTruth(NamedTuple):
@@ -45,22 +43,7 @@ class CocoGroundTruth(NamedTuple):
 def read_json(source: Any, default_name: str) -> tuple[Any, str]:
     """The parsed json of a path (``.gz`` allowed) or an already-loaded object, and its name."""
     if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        opener = gzip.open if path.endswith(".gz") else open
-        # json builds no reference cycles, but its many new dicts trigger the cyclic
-        # collector again and again: measured a third of the parse on the benchmark files.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            with opener(path, "rb") as f:
-                return json.load(f), path
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
-        except (OSError, EOFError) as err:
-            raise ValueError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
-        finally:
-            if collecting:
-                gc.enable()
+        return read_json_file(source), os.fspath(source)
     return source, default_name
 
 
