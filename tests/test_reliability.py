@@ -67,6 +67,15 @@ WORKLOAD = textwrap.dedent("""
         images = np.random.default_rng(seed).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
         out += list(colorization.colorfulness_batch(images))
         out += list(colorization.colorfulness_reward_batch(images))
+        out += list(captioning.bleu_batch(["a cat on the mat", "a dog in snow"], refs))
+        out += list(captioning.rouge_l_batch(["a cat on the mat", "a dog in snow"], refs))
+        from rewards import masks
+        square = masks.from_polygons([[2, 2, 14, 2, 14, 14, 2, 14]], 20, 20)
+        shifted = masks.from_polygons([[4, 3, 16, 3, 16, 15, 4, 15]], 20, 20)
+        out += masks.iou([square, shifted], [square], [0]).ravel().tolist()
+        seg_pred = {"masks": [shifted], "scores": [0.9], "labels": [1]}
+        seg_gt = {"masks": [square], "labels": [1]}
+        out += list(detection.map_reward_batch([seg_pred], [seg_gt], iou_type="segm"))
         return [float(v) for v in out]
 
     def colorfulness_only():
