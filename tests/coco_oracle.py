@@ -6,6 +6,7 @@ import contextlib
 import io
 
 import numpy as np
+import pytest
 
 
 def xyxy_to_xywh(boxes) -> list[list[float]]:
@@ -294,3 +295,31 @@ def recall_oracle(pred, gt, thresholds, weights, duplicate_weight, iou_threshold
 
 
 _xyxy_to_xywh = xyxy_to_xywh  # the name tests/test_trl.py imports
+
+
+def per_class_reference(ev):
+    """Per-category AP / AP50 / AP75 / AR from pycocotools' eval arrays, as pycocotools averages."""
+    p = ev.eval["precision"][:, :, :, 0, -1]
+    r = ev.eval["recall"][:, :, 0, -1]
+
+    def mean(s):
+        s = s[s > -1]
+        return float(np.mean(s)) if s.size else -1.0
+
+    return {
+        int(c): {
+            "ap": mean(p[:, :, k]),
+            "ap50": mean(p[0, :, k]),
+            "ap75": mean(p[5, :, k]),
+            "ar100": mean(r[:, k]),
+        }
+        for k, c in enumerate(ev.params.catIds)
+    }
+
+
+def assert_per_class_close(ours, ref):
+    """Per-class dicts equal to 1e-9, key by key."""
+    assert ours.keys() == ref.keys()
+    for c in ref:
+        for key in ref[c]:
+            assert ours[c][key] == pytest.approx(ref[c][key], abs=1e-9), (c, key)

@@ -18,7 +18,13 @@ import numpy as np
 import pytest
 
 from rewards import detection
-from tests.coco_oracle import faster_coco_files_eval, pycoco_files_eval, random_coco_dataset
+from tests.coco_oracle import (
+    assert_per_class_close,
+    faster_coco_files_eval,
+    per_class_reference,
+    pycoco_files_eval,
+    random_coco_dataset,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -33,33 +39,6 @@ def _write(tmp_path, gt, dets):
     return gt_path, res_path
 
 
-def _per_class_reference(ev):
-    """Per-category AP / AP50 / AP75 / AR from pycocotools' eval arrays, as pycocotools averages."""
-    p = ev.eval["precision"][:, :, :, 0, -1]
-    r = ev.eval["recall"][:, :, 0, -1]
-
-    def mean(s):
-        s = s[s > -1]
-        return float(np.mean(s)) if s.size else -1.0
-
-    return {
-        int(c): {
-            "ap": mean(p[:, :, k]),
-            "ap50": mean(p[0, :, k]),
-            "ap75": mean(p[5, :, k]),
-            "ar100": mean(r[:, k]),
-        }
-        for k, c in enumerate(ev.params.catIds)
-    }
-
-
-def _assert_close_dicts(ours, ref):
-    assert ours.keys() == ref.keys()
-    for c in ref:
-        for key in ref[c]:
-            assert ours[c][key] == pytest.approx(ref[c][key], abs=1e-9), (c, key)
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_files_match_pycocotools_and_faster_coco_eval(tmp_path, seed):
     gt, dets = random_coco_dataset(np.random.default_rng(seed))
@@ -67,7 +46,7 @@ def test_files_match_pycocotools_and_faster_coco_eval(tmp_path, seed):
     result = detection.coco_eval_files(*_write(tmp_path, gt, dets), per_image=True)
     np.testing.assert_allclose(result.stats, ref.stats, atol=1e-9, rtol=0)
     np.testing.assert_allclose(result.stats, faster_coco_files_eval(gt, dets).stats[:12], atol=1e-9, rtol=0)
-    _assert_close_dicts(result.per_class, _per_class_reference(ref))
+    assert_per_class_close(result.per_class, per_class_reference(ref))
     assert result.lines == ref.printed
     # The same from loaded objects, and equal to the dict API image by image.
     again = detection.coco_eval_files(gt, dets)
@@ -131,7 +110,7 @@ def test_custom_area_ranges_match_pycocotools():
     for given in (ranges, dict(zip(("all", "small", "medium", "large"), ranges))):
         ours = detection.coco_eval_files(gt, dets, area_ranges=given, per_image=True)
         np.testing.assert_allclose(ours.stats, ref.stats, atol=1e-9, rtol=0)
-        _assert_close_dicts(ours.per_class, _per_class_reference(ref))
+        assert_per_class_close(ours.per_class, per_class_reference(ref))
 
 
 @pytest.mark.skipif(not DEMO_GT.exists() or not DEMO_RESULTS.exists(), reason="shared/data not present")
@@ -144,7 +123,7 @@ def test_real_cocoapi_demo_data_prints_the_published_stats():
     result = detection.coco_eval_files(DEMO_GT, DEMO_RESULTS, per_image=True)
     np.testing.assert_allclose(result.stats, ref.stats, atol=1e-9, rtol=0)
     np.testing.assert_allclose(result.stats, faster_coco_files_eval(gt, dets).stats[:12], atol=1e-9, rtol=0)
-    _assert_close_dicts(result.per_class, _per_class_reference(ref))
+    assert_per_class_close(result.per_class, per_class_reference(ref))
     assert result.lines == ref.printed
     published = [0.505, 0.697, 0.573, 0.586, 0.519, 0.501, 0.387, 0.594, 0.595, 0.640, 0.566, 0.564]
     assert [float(f"{s:.3f}") for s in result.stats] == published
@@ -179,7 +158,7 @@ def test_cli_prints_pycocotools_summary_and_writes_json(tmp_path):
     assert written["per_class"].keys() == {str(c["id"]) for c in gt["categories"]}
     assert all(set(v) == {"ap", "ap50", "ap75", "ar100"} for v in written["per_class"].values())
     assert written["per_image"].keys() == {str(im["id"]) for im in gt["images"]}
-    _assert_close_dicts({int(k): v for k, v in written["per_class"].items()}, _per_class_reference(ref))
+    assert_per_class_close({int(k): v for k, v in written["per_class"].items()}, per_class_reference(ref))
 
 
 def test_cli_options_and_bad_input_exit_status(tmp_path):

@@ -17,6 +17,7 @@ import pycocotools.mask as M
 import pytest
 
 from rewards import detection, masks
+from tests.coco_oracle import assert_per_class_close, per_class_reference
 from tests.test_masks import random_dense, random_polygon
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,32 +112,6 @@ def faster_segm(gt, dets):
     return _reference(COCO, COCOeval_faster, gt, dets, print_function=lambda *a: None)
 
 
-def _per_class(ev):
-    p = ev.eval["precision"][:, :, :, 0, -1]
-    r = ev.eval["recall"][:, :, 0, -1]
-
-    def mean(s):
-        s = s[s > -1]
-        return float(np.mean(s)) if s.size else -1.0
-
-    return {
-        int(c): {
-            "ap": mean(p[:, :, k]),
-            "ap50": mean(p[0, :, k]),
-            "ap75": mean(p[5, :, k]),
-            "ar100": mean(r[:, k]),
-        }
-        for k, c in enumerate(ev.params.catIds)
-    }
-
-
-def _assert_per_class(ours, ref):
-    assert ours.keys() == ref.keys()
-    for c in ref:
-        for key in ref[c]:
-            assert ours[c][key] == pytest.approx(ref[c][key], abs=1e-9), (c, key)
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_segm_files_match_pycocotools_and_faster_coco_eval(seed):
     gt, dets = random_segm_dataset(np.random.default_rng(seed), n_images=12)
@@ -146,7 +121,7 @@ def test_segm_files_match_pycocotools_and_faster_coco_eval(seed):
     np.testing.assert_allclose(result.stats, ref.stats, atol=1e-9, rtol=0)
     np.testing.assert_allclose(result.precision, ref.eval["precision"], atol=1e-9, rtol=0)
     np.testing.assert_allclose(result.recall, ref.eval["recall"], atol=1e-9, rtol=0)
-    _assert_per_class(result.per_class, _per_class(ref))
+    assert_per_class_close(result.per_class, per_class_reference(ref))
     assert result.lines == ref.printed
     np.testing.assert_allclose(result.stats, faster_segm(gt, dets).stats[:12], atol=1e-9, rtol=0)
 
@@ -195,7 +170,7 @@ def test_segm_coco_eval_and_evaluator_match_pycocotools(seed):
         ev.update(preds[part], gts[part], image_ids=ids[part])
     result = ev.compute()
     np.testing.assert_allclose(result.stats, ref.stats, atol=1e-9, rtol=0)
-    _assert_per_class(result.per_class, _per_class(ref))
+    assert_per_class_close(result.per_class, per_class_reference(ref))
 
 
 def _one_image_ap(pred, gt_masks, labels, crowd, h, w):
@@ -250,7 +225,7 @@ def test_real_cocoapi_demo_segm_results():
     result = detection.coco_eval_files(DEMO_GT, DEMO_SEGM, iou_type="segm")
     np.testing.assert_allclose(result.stats, ref.stats, atol=1e-9, rtol=0)
     np.testing.assert_allclose(result.stats, faster_segm(gt, dets).stats[:12], atol=1e-9, rtol=0)
-    _assert_per_class(result.per_class, _per_class(ref))
+    assert_per_class_close(result.per_class, per_class_reference(ref))
     assert result.lines == ref.printed
     published = [0.320, 0.562, 0.299, 0.387, 0.310, 0.327, 0.268, 0.415, 0.417, 0.469, 0.377, 0.381]
     assert [float(f"{s:.3f}") for s in result.stats] == published
