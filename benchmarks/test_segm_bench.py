@@ -10,7 +10,7 @@ directory, never committed.
 (b) in one warm process: files on disk -> stats;
 (c) per pair: ``map_reward_batch(iou_type="segm")`` vs faster-coco-eval run on each pair.
 
-``python benchmarks/test_segm_bench.py --ratios`` times ours and the references in
+``python -m benchmarks.test_segm_bench --ratios`` (from the repository root) times ours and the references in
 turn (best of a few each, robust on busy shared cores) and prints the ratios.
 """
 
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.test_coco_files_bench import reference_stats
 from rewards import detection, masks
 
 N_IMAGES, GT_PER_IMAGE, DET_PER_IMAGE, H, W = 500, 20, 100, 480, 640
@@ -150,23 +151,7 @@ def segm_files(tmp_path_factory):
 
 
 def _quiet_reference(name, gt, res):
-    if name == "faster-coco-eval":
-        from faster_coco_eval import COCO
-        from faster_coco_eval import COCOeval_faster as COCOeval
-
-        kwargs = {"print_function": lambda *a: None}
-    else:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-
-        kwargs = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(str(gt))
-        ev = COCOeval(coco, coco.loadRes(str(res)), iouType="segm", **kwargs)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev.stats[:12]
+    return reference_stats(name, gt, res, iou_type="segm")
 
 
 def _pairs(gt: Path, res: Path):
