@@ -99,7 +99,9 @@ def mle_loss(
 ) -> torch.Tensor:
     """Teacher-forced cross-entropy over the target tokens up to and including the end token."""
     device = model_device(model)
-    targets, mask = targets.to(device), mask.to(device)
+    # Positions past every target's end cannot change the loss (the decoder is causal): leave them out.
+    used = int(mask.any(0).nonzero().max()) + 1 if mask.any() else 1
+    targets, mask = targets[:, :used].to(device), mask[:, :used].to(device)
     logits = model(torch.from_numpy(images).to(device), teacher_inputs(targets, unwrap(model).bos))
     logp = grammar.log_probs(logits).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return -torch.where(mask, logp, torch.zeros_like(logp)).sum() / mask.sum()
@@ -157,8 +159,14 @@ def generate(
 
 def sequence_logprob(grammar: SequenceGrammar, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """log p(y) (N,) of teacher-forced sequences: positions after the end and read positions left out."""
-    mask = grammar.mask(tokens) & ~grammar.is_read[None]
+    mask = grammar.mask(tokens) & ~grammar.is_read[None, : tokens.shape[1]]
     return rt.sequence_logprob(grammar.log_probs(logits), tokens, mask)
+
+
+def trim(grammar: SequenceGrammar, tokens: torch.Tensor) -> torch.Tensor:
+    """``tokens`` without the positions after the last sequence's end (padding to every one of them):
+    the causal decoder computes the same log-probs for what is kept, at a fraction of the cost."""
+    return tokens[:, : int(grammar.end_positions(tokens).max()) + 1]
 
 
 def policy_gradient_loss(seq_logp: torch.Tensor, rewards: np.ndarray, samples: int) -> torch.Tensor:

@@ -77,6 +77,38 @@ def test_confidence_while_decoding_equals_the_teacher_forced_confidence(temperat
     assert decoded[in_sequence].std() > 0.01  # the features vary between boxes
 
 
+def test_trimming_after_the_ends_changes_no_loss():
+    """MLE and REINFORCE leave out positions after every sequence's end: same log-probs, same
+    confidence, same MLE loss as on the full-length sequences."""
+    run = train.Run(train.PRESETS["smoke"])
+    model = run.new_model().eval()
+    torch.nn.init.normal_(model.confidence[2].weight)
+    few = np.flatnonzero(run.train.valid.sum(1) < run.cfg.max_objects)[:6]  # ends before the last box
+    scenes = run.train.subset(few)
+    tokens, mask = run.task.mle_targets(scenes, np.random.default_rng(0))
+    trimmed = sequence.trim(run.grammar, tokens)
+    assert trimmed.shape[1] < tokens.shape[1]
+    images = torch.from_numpy(scenes.images)
+    head = run.task.train_head
+    with torch.no_grad():
+        full_logits, full_conf = model(images, sequence.teacher_inputs(tokens, model.bos), head=head(tokens))
+        cut_logits, cut_conf = model(images, sequence.teacher_inputs(trimmed, model.bos), head=head(trimmed))
+        in_sequence = (
+            torch.arange(full_conf.shape[1])[None] < (run.grammar.end_positions(tokens) // 6)[:, None]
+        )
+        torch.testing.assert_close(
+            sequence.sequence_logprob(run.grammar, cut_logits, trimmed),
+            sequence.sequence_logprob(run.grammar, full_logits, tokens),
+        )
+        assert cut_conf.shape == full_conf.shape
+        torch.testing.assert_close(cut_conf[in_sequence], full_conf[in_sequence])
+        logp = run.grammar.log_probs(full_logits).gather(-1, tokens[..., None])[..., 0]
+        full_mle = -torch.where(mask, logp, 0.0).sum() / mask.sum()
+        torch.testing.assert_close(
+            sequence.mle_loss(model, run.grammar, scenes.images, tokens, mask), full_mle
+        )
+
+
 def test_samples_of_one_image_share_its_memory_exactly():
     run = train.Run(train.PRESETS["smoke"])
     model = run.new_model().eval()

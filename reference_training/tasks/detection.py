@@ -94,9 +94,10 @@ class BoxGrammar(SequenceGrammar):
     def confidence_inputs(
         self, logits: torch.Tensor, hidden: torch.Tensor, tokens: torch.Tensor
     ) -> torch.Tensor:
-        """Confidence-head inputs of every box slot of teacher-forced sequences, detached:
-        (N, K, D + CERTAINTY_FEATURES) from logits (N, L, V), hidden states (N, L, D), tokens (N, L)."""
-        n, k = tokens.shape[0], (self.length - 1) // TOKENS_PER_BOX
+        """Confidence-head inputs of every whole box of teacher-forced sequences, detached:
+        (N, K, D + CERTAINTY_FEATURES) from logits (N, T, V), hidden states (N, T, D), tokens (N, T);
+        K = T // TOKENS_PER_BOX (sequences may be trimmed after their ends: ``sequence.trim``)."""
+        n, k = tokens.shape[0], min(tokens.shape[1], self.length - 1) // TOKENS_PER_BOX
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         certainty = self.token_certainty(self.log_probs(logits.detach()), tokens, positions)
         per_box = certainty[:, : k * TOKENS_PER_BOX].reshape(n, k, TOKENS_PER_BOX, 3)[:, :, :-1]
@@ -212,10 +213,15 @@ class DetectionTask(TaskBase):
         return self.grammar.targets(scenes)
 
     def train_head(self, tokens: torch.Tensor):
-        grammar = self.grammar
-        return lambda model, logits, hidden: model.confidence(
-            grammar.confidence_inputs(logits, hidden, tokens)
-        ).squeeze(-1)
+        grammar, k = self.grammar, (self.grammar.length - 1) // TOKENS_PER_BOX
+
+        def confidence(model, logits, hidden):
+            """Confidence logits (N, K) of every box slot; slots trimmed away (after every
+            sequence's end, so outside the IoU loss's mask) are 0."""
+            out = model.confidence(grammar.confidence_inputs(logits, hidden, tokens)).squeeze(-1)
+            return F.pad(out, (0, k - out.shape[1]))
+
+        return confidence
 
     def _rewards(self, preds: dict, gts: dict, kind: str) -> np.ndarray:
         if kind == "map":
