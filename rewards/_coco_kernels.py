@@ -36,7 +36,7 @@ TRUE_POSITIVE = np.int8(1)
 IGNORED = np.int8(2)  # matched to an ignored GT, out of the area range unmatched, or beyond max_det
 # pycocotools adds np.spacing(1) to the precision denominator.
 _PRECISION_EPS = np.spacing(1.0)
-_INSERTION_SORT_MAX = 64
+_INSERTION_RUN = 8  # _stable_order merges insertion-sorted runs of this length
 # numpy's pairwise summation: blocks of this many elements are summed with 8 accumulators.
 _PAIRWISE_BLOCK = 128
 
@@ -73,35 +73,39 @@ class Blocks(NamedTuple):
     iou_start: np.ndarray
 
 
-@kernel(inline=True)
-def _before(major, minor, i, j):
-    """Whether element i sorts strictly before element j by (major, minor)."""
-    return major[i] < major[j] or (major[i] == major[j] and minor[i] < minor[j])
-
-
 @kernel
 def _stable_order(major, minor):
     """Indices sorting by (major, minor) ascending, ties in input order (pycocotools' mergesort ties).
 
-    Args: ``major`` int64 (n,), ``minor`` float64 (n,). Insertion sort for the
-    small per-image arrays, a bottom-up merge sort beyond (written out rather
-    than ``np.argsort(kind="mergesort")``, whose generic code compiles for seconds).
+    Args: ``major`` int64 (n,), ``minor`` float64 (n,). Insertion-sorted runs
+    of ``_INSERTION_RUN``, then a bottom-up merge sort (written out rather than
+    ``np.argsort(kind="mergesort")``, whose generic code compiles for seconds).
+    The keys move with the indices, so comparisons read them in order rather
+    than through the index (a dependent load per comparison).
     """
     n = major.size
     order = np.empty(n, np.int64)
+    key_a = np.empty(n, np.int64)
+    key_b = np.empty(n, np.float64)
     for i in range(n):
         order[i] = i
-    if n <= _INSERTION_SORT_MAX:
-        for i in range(1, n):
-            x = order[i]
+        key_a[i] = major[i]
+        key_b[i] = minor[i]
+    for lo in range(0, n, _INSERTION_RUN):
+        hi = min(lo + _INSERTION_RUN, n)
+        for i in range(lo + 1, hi):
+            xa, xb, xi = key_a[i], key_b[i], order[i]
             j = i
-            while j > 0 and _before(major, minor, x, order[j - 1]):
-                order[j] = order[j - 1]
+            while j > lo and (xa < key_a[j - 1] or (xa == key_a[j - 1] and xb < key_b[j - 1])):
+                key_a[j], key_b[j], order[j] = key_a[j - 1], key_b[j - 1], order[j - 1]
                 j -= 1
-            order[j] = x
+            key_a[j], key_b[j], order[j] = xa, xb, xi
+    if n <= _INSERTION_RUN:
         return order
+    scratch_a = np.empty(n, np.int64)
+    scratch_b = np.empty(n, np.float64)
     scratch = np.empty(n, np.int64)
-    width = 1
+    width = _INSERTION_RUN
     while width < n:
         for lo in range(0, n, 2 * width):
             mid = min(lo + width, n)
@@ -110,21 +114,24 @@ def _stable_order(major, minor):
             j = mid
             k = lo
             while i < mid and j < hi:
-                if _before(major, minor, order[j], order[i]):  # take the right only when strictly before
-                    scratch[k] = order[j]
+                # Take the right only when strictly before: ties keep input order.
+                if key_a[j] < key_a[i] or (key_a[j] == key_a[i] and key_b[j] < key_b[i]):
+                    scratch_a[k], scratch_b[k], scratch[k] = key_a[j], key_b[j], order[j]
                     j += 1
                 else:
-                    scratch[k] = order[i]
+                    scratch_a[k], scratch_b[k], scratch[k] = key_a[i], key_b[i], order[i]
                     i += 1
                 k += 1
             while i < mid:
-                scratch[k] = order[i]
+                scratch_a[k], scratch_b[k], scratch[k] = key_a[i], key_b[i], order[i]
                 i += 1
                 k += 1
             while j < hi:
-                scratch[k] = order[j]
+                scratch_a[k], scratch_b[k], scratch[k] = key_a[j], key_b[j], order[j]
                 j += 1
                 k += 1
+        key_a, scratch_a = scratch_a, key_a
+        key_b, scratch_b = scratch_b, key_b
         order, scratch = scratch, order
         width *= 2
     return order
@@ -264,6 +271,11 @@ def evaluate_blocks(blocks, ious, det_area, gt_area, gt_crowd, thresholds, area_
         o = blocks.iou_start[k]
         d0 = blocks.det_start[k]
         g0 = blocks.gt_start[k]
+        top = -1.0  # the block's largest IoU: no match at a threshold above it
+        for q in range(nd * ng):
+            v = ious[o + q]
+            if not v <= top:  # larger, or NaN (which `v < best` below lets match: never skip then)
+                top = v if v == v else np.inf
         for a in range(area_lo.size):
             lo = area_lo[a]
             hi = area_hi[a]
@@ -281,6 +293,10 @@ def evaluate_blocks(blocks, ious, det_area, gt_area, gt_crowd, thresholds, area_
                 di = blocks.det_order[d0 + d]
                 out_of_area[d] = det_area[di] < lo or det_area[di] > hi
             for t in range(thresholds.size):
+                if top < min(thresholds[t], 1 - 1e-10):  # every detection unmatched
+                    for d in range(nd):
+                        status[a, t, blocks.det_order[d0 + d]] = IGNORED if out_of_area[d] else FALSE_POSITIVE
+                    continue
                 taken[:ng] = False
                 for d in range(nd):
                     best = min(thresholds[t], 1 - 1e-10)
@@ -306,13 +322,15 @@ def evaluate_blocks(blocks, ious, det_area, gt_area, gt_crowd, thresholds, area_
 
 
 @kernel(inline=True)
-def _precision_curve(rc, pr, k, recall_thresholds, samples, start, stride):
+def _precision_curve(rc, pr, k, recall_thresholds, samples, start, stride, write_zeros=True):
     """pycocotools' interpolated precision at each recall point, from the ``k`` true-positive points.
 
     ``rc[:k]``/``pr[:k]`` are recall and precision at each true positive (see
     ``_add_detection``); they are made monotone in place and
     ``samples[start + r * stride]`` receives the precision at the first point
-    whose recall reaches recall point ``r``, or 0 past the end.
+    whose recall reaches recall point ``r``, or 0 past the end (left
+    unwritten when ``write_zeros`` is False). Returns how many recall points
+    received a true positive's precision (the others are 0).
 
     pycocotools keeps a point per detection, but recall only rises at true
     positives and precision only falls between them, so its envelope at a
@@ -323,11 +341,21 @@ def _precision_curve(rc, pr, k, recall_thresholds, samples, start, stride):
     for q in range(k - 1, 0, -1):
         if pr[q] > pr[q - 1]:
             pr[q - 1] = pr[q]
-    i = 0
-    for r in range(recall_thresholds.size):
-        while i < k and rc[i] < recall_thresholds[r]:
-            i += 1
-        samples[start + r * stride] = pr[i] if i < k else 0.0
+    # Recall point r takes the first point i with rc[i] >= r: walk the points, filling as they reach.
+    n_recall = recall_thresholds.size
+    r = 0
+    for i in range(k):
+        reach = rc[i]
+        value = pr[i]
+        while r < n_recall and recall_thresholds[r] <= reach:
+            samples[start + r * stride] = value
+            r += 1
+    filled = r
+    if write_zeros:
+        while r < n_recall:
+            samples[start + r * stride] = 0.0
+            r += 1
+    return filled
 
 
 @kernel(inline=True)
@@ -377,6 +405,19 @@ def _pairwise_leaf(a, start, n):
     return res
 
 
+@kernel(inline=True)
+def _known_zero(s, m, zero_from, block, stride):
+    """Whether ``a[s:s + m]`` lies in the zero tails of :func:`pairwise_sum_zero_tails`'s regions."""
+    if zero_from.size == 0:
+        return False
+    t = s // block
+    while t * block < s + m:
+        if max(s, t * block) < t * block + zero_from[t] * stride:
+            return False
+        t += 1
+    return True
+
+
 @kernel
 def pairwise_sum(a, start, n):
     """Sum of ``a[start:start + n]`` in numpy's pairwise order (``np.sum`` to the last bit).
@@ -385,7 +426,28 @@ def pairwise_sum(a, start, n):
     Written as a post-order walk with an explicit stack: numba cannot load a
     cached self-recursive function.
     """
+    return pairwise_sum_zero_tails(a, start, n, np.zeros(0, np.int64), 1, 1)
+
+
+@kernel
+def pairwise_sum_zero_tails(a, start, n, zero_from, block, stride):
+    """:func:`pairwise_sum` of ``a[start:start + n]`` that skips the leaves it knows are zero.
+
+    Args:
+        a, start, n: as :func:`pairwise_sum`.
+        zero_from: int64 (T,) region ``t`` is ``a[start + t * block : start + (t + 1) * block]``,
+            and its elements from ``zero_from[t] * stride`` on are 0.0 (an empty array: no
+            knowledge, every leaf is summed).
+        block, stride: int, as above (``image_average_precision``: ``R * K`` and ``K``,
+            the recall points past every category's last true positive are zero).
+
+    A leaf (at most 128 elements) inside the zero tails sums to 0.0 without
+    being read; adding 0.0 is exact, so the result is bit for bit
+    :func:`pairwise_sum`'s.
+    """
     if n <= _PAIRWISE_BLOCK:
+        if _known_zero(0, n, zero_from, block, stride):
+            return 0.0
         return _pairwise_leaf(a, start, n)
     node_start = np.empty(128, np.int64)
     node_n = np.empty(128, np.int64)
@@ -400,7 +462,10 @@ def pairwise_sum(a, start, n):
         s = node_start[top]
         m = node_n[top]
         if m <= _PAIRWISE_BLOCK:
-            values[n_values] = _pairwise_leaf(a, s, m)
+            if _known_zero(s - start, m, zero_from, block, stride):
+                values[n_values] = 0.0
+            else:
+                values[n_values] = _pairwise_leaf(a, s, m)
             n_values += 1
             top -= 1
             continue
@@ -465,6 +530,7 @@ def image_average_precision(
             k += 1
         max_blocks = max(max_blocks, k - k0)
     samples = np.empty(n_thresholds * n_recall * max(max_blocks, 1))
+    zero_from = np.empty(n_thresholds, np.int64)  # per threshold: recall points from here on are 0
     n_positive = np.empty(max(max_blocks, 1), np.int64)
     rc = np.empty(max_nd)
     pr = np.empty(max_nd)
@@ -487,16 +553,20 @@ def image_average_precision(
         if n_scored == 0:
             out[b] = 1.0 if det_offsets[b + 1] == det_offsets[b] else 0.0
             continue
-        j = 0
-        for kk in range(k0, k):
-            npos = n_positive[kk - k0]
-            if npos == 0 and not (penalize_absent and blocks.det_count[kk] > 0):
-                continue
-            for t in range(n_thresholds):
+        total = n_thresholds * n_recall * n_scored
+        for q in range(total):  # (a memset) only the true positives' precisions are written below
+            samples[q] = 0.0
+        # Threshold by threshold: the samples of one threshold (R * n_scored) stay in cache.
+        for t in range(n_thresholds):
+            j = 0
+            reach = 0
+            for kk in range(k0, k):
+                npos = n_positive[kk - k0]
+                if npos == 0 and not (penalize_absent and blocks.det_count[kk] > 0):
+                    continue
                 start = t * n_recall * n_scored + j
-                if npos == 0:
-                    for r in range(n_recall):
-                        samples[start + r * n_scored] = 0.0
+                j += 1
+                if npos == 0:  # penalized absent category: all 0
                     continue
                 tp = 0.0
                 fp = 0.0
@@ -504,10 +574,10 @@ def image_average_precision(
                 for d in range(blocks.det_count[kk]):
                     di = blocks.det_order[blocks.det_start[kk] + d]
                     tp, fp, n = _add_detection(status[0, t, di], tp, fp, npos, rc, pr, n)
-                _precision_curve(rc, pr, n, recall_thresholds, samples, start, n_scored)
-            j += 1
-        total = n_thresholds * n_recall * n_scored
-        out[b] = pairwise_sum(samples, 0, total) / total
+                filled = _precision_curve(rc, pr, n, recall_thresholds, samples, start, n_scored, False)
+                reach = max(reach, filled)
+            zero_from[t] = reach
+        out[b] = pairwise_sum_zero_tails(samples, 0, total, zero_from, n_recall * n_scored, n_scored) / total
 
 
 @kernel

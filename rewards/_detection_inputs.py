@@ -59,14 +59,16 @@ def _boxes(example: Any, where: str) -> np.ndarray:
     return b
 
 
-def _per_box(example: Any, key: str, where: str, n: int, kinds: str, required: bool = True):
+def _per_box(
+    example: Any, key: str, where: str, n: int, kinds: str, required: bool = True, objects: str = "boxes"
+):
     a = _field(example, key, where, required)
     if a is None:
         return None
     if a.size == 0 and n == 0:
         return a.reshape(0)
     if a.shape != (n,):
-        raise ValueError(f'`{where}["{key}"]` must have shape ({n},) to match its boxes, got {a.shape}')
+        raise ValueError(f'`{where}["{key}"]` must have shape ({n},) to match its {objects}, got {a.shape}')
     if a.dtype.kind not in kinds:
         wanted = {"iu": "integers", "iub": "integers or booleans (0/1)"}.get(kinds, "numbers")
         raise ValueError(f'`{where}["{key}"]` must hold {wanted}, got dtype {a.dtype}')
@@ -123,18 +125,27 @@ def _to_xywh_checked(boxes: np.ndarray, offsets: np.ndarray, box_format: BoxForm
     return xywh
 
 
-def _checked_prediction(p: Any, name: str):
-    b = _boxes(p, name)
-    n = b.shape[0]
-    return b, _per_box(p, "scores", name, n, "fiu"), _per_box(p, "labels", name, n, "iu").astype(np.int64)
+def _checked_prediction(p: Any, name: str, n_masks: int = -1):
+    """(boxes, scores, labels) of one prediction, or errors naming it; ``n_masks`` >= 0: no boxes, that many masks."""
+    if n_masks < 0:
+        b = _boxes(p, name)
+        n, objects = b.shape[0], "boxes"
+    else:
+        b, n, objects = None, n_masks, "masks"
+    scores = _per_box(p, "scores", name, n, "fiu", objects=objects)
+    return b, scores, _per_box(p, "labels", name, n, "iu", objects=objects).astype(np.int64)
 
 
-def _checked_ground_truth(g: Any, name: str):
-    b = _boxes(g, name)
-    n = b.shape[0]
-    labels = _per_box(g, "labels", name, n, "iu").astype(np.int64)
-    crowd = _per_box(g, "iscrowd", name, n, "iub", required=False)
-    area = _per_box(g, "area", name, n, "fiu", required=False)
+def _checked_ground_truth(g: Any, name: str, n_masks: int = -1):
+    """(boxes, labels, iscrowd, area) of one GT, or errors naming it; ``n_masks`` as :func:`_checked_prediction`."""
+    if n_masks < 0:
+        b = _boxes(g, name)
+        n, objects = b.shape[0], "boxes"
+    else:
+        b, n, objects = None, n_masks, "masks"
+    labels = _per_box(g, "labels", name, n, "iu", objects=objects).astype(np.int64)
+    crowd = _per_box(g, "iscrowd", name, n, "iub", required=False, objects=objects)
+    area = _per_box(g, "area", name, n, "fiu", required=False, objects=objects)
     return b, labels, crowd, area
 
 
@@ -151,32 +162,41 @@ def _list_array(x: list) -> Any:
 
 
 def pack_predictions(
-    preds: Sequence[Any], box_format: BoxFormat, where: str = "preds", single: bool = False
+    preds: Sequence[Any],
+    box_format: BoxFormat,
+    where: str = "preds",
+    single: bool = False,
+    masks: ExampleMasks | None = None,
 ) -> PackedPredictions:
+    """Packs prediction dicts; with ``masks`` (their packed ``"masks"``) the boxes are the masks' boxes."""
     check_box_format(box_format)
     count = len(preds)
     boxes, scores, labels = [None] * count, [None] * count, [None] * count
     lengths = np.empty(count, np.int64)
+    n_masks = None if masks is None else np.diff(masks.offsets).tolist()
     ndarray = np.ndarray
     for i, p in enumerate(preds):
         # Fast path for well-formed numpy examples (inlined: this loop is the
         # batch's Python cost); anything else takes the careful path, which
         # converts or raises an error naming the example.
         try:
-            b, s, lab = p["boxes"], p["scores"], p["labels"]
+            s, lab = p["scores"], p["labels"]
+            if n_masks is None:
+                b = p["boxes"]
+                n = b.shape[0]
+                box_ok = type(b) is ndarray and b.shape == (n, 4) and b.dtype.kind in "fiu"
+            else:
+                n, box_ok = n_masks[i], True
             if type(s) is list:
                 s = _list_array(s)
             if type(lab) is list:
                 lab = _list_array(lab)
-            n = b.shape[0]
             fast = (
-                type(b) is ndarray
+                box_ok
                 and type(s) is ndarray
                 and type(lab) is ndarray
-                and b.shape == (n, 4)
                 and s.shape == (n,)
                 and lab.shape == (n,)
-                and b.dtype.kind in "fiu"
                 and s.dtype.kind in "fiu"
                 and lab.dtype.kind in "iu"
                 and lab.dtype != np.uint64
@@ -184,25 +204,39 @@ def pack_predictions(
         except (KeyError, TypeError, AttributeError, IndexError):
             fast = False
         if not fast:
-            b, s, lab = _checked_prediction(p, example_name(where, i, single))
-        boxes[i], scores[i], labels[i] = b, s, lab
-        lengths[i] = b.shape[0]
+            name = example_name(where, i, single)
+            b, s, lab = _checked_prediction(p, name, -1 if n_masks is None else n_masks[i])
+        if n_masks is None:
+            boxes[i] = b
+            lengths[i] = b.shape[0]
+        scores[i], labels[i] = s, lab
+    if n_masks is not None:
+        lengths[:] = n_masks
     offsets = offsets_from_lengths(lengths)
-    flat_boxes = _concat(boxes, np.float64, (4,))
+    if masks is None:
+        flat_boxes = _concat(boxes, np.float64, (4,))
+        _check_values(flat_boxes, offsets, where, "boxes")
     flat_scores = _concat(scores, np.float64)
-    _check_values(flat_boxes, offsets, where, "boxes")
     _check_values(flat_scores, offsets, where, "scores")
     flat_labels = _concat(labels, np.int64)
+    if masks is not None:  # the masks' boxes: xywh, finite and non-negative by construction
+        return PackedPredictions(masks.masks.boxes, flat_scores, flat_labels, offsets)
     return PackedPredictions(
         _to_xywh_checked(flat_boxes, offsets, box_format, where), flat_scores, flat_labels, offsets
     )
 
 
 def pack_ground_truth(
-    gts: Sequence[Any], box_format: BoxFormat, where: str = "gts", single: bool = False
+    gts: Sequence[Any],
+    box_format: BoxFormat,
+    where: str = "gts",
+    single: bool = False,
+    masks: ExampleMasks | None = None,
 ) -> PackedGroundTruth:
+    """Packs GT dicts; with ``masks`` the boxes are the masks' boxes and a missing area is the mask area."""
     check_box_format(box_format)
     count = len(gts)
+    n_masks = None if masks is None else np.diff(masks.offsets).tolist()
     boxes: list[Any] = [None] * count
     labels: list[Any] = [None] * count
     crowd: list[Any] = [None] * count
@@ -216,21 +250,24 @@ def pack_ground_truth(
             fields = previous_fields
         else:
             try:
-                b, lab = g["boxes"], g["labels"]
+                lab = g["labels"]
                 c, a = g.get("iscrowd"), g.get("area")
+                if n_masks is None:
+                    b = g["boxes"]
+                    n = b.shape[0]
+                    box_ok = type(b) is ndarray and b.shape == (n, 4) and b.dtype.kind in "fiu"
+                else:
+                    b, n, box_ok = None, n_masks[i], True
                 if type(lab) is list:
                     lab = _list_array(lab)
                 if type(c) is list:
                     c = _list_array(c)
                 if type(a) is list:
                     a = _list_array(a)
-                n = b.shape[0]
                 fast = (
-                    type(b) is ndarray
+                    box_ok
                     and type(lab) is ndarray
-                    and b.shape == (n, 4)
                     and lab.shape == (n,)
-                    and b.dtype.kind in "fiu"
                     and lab.dtype.kind in "iu"
                     and lab.dtype != np.uint64
                     and (c is None or (type(c) is ndarray and c.shape == (n,) and c.dtype.kind in "iub"))
@@ -249,15 +286,20 @@ def pack_ground_truth(
             if fast:
                 fields = (b, lab, c, a)
             else:
-                fields = _checked_ground_truth(g, example_name(where, i, single))
+                name = example_name(where, i, single)
+                fields = _checked_ground_truth(g, name, -1 if n_masks is None else n_masks[i])
             previous, previous_fields = g, fields
         boxes[i], labels[i], crowd[i], area[i] = fields
-        lengths[i] = fields[0].shape[0]
+        lengths[i] = fields[1].shape[0]
     offsets = offsets_from_lengths(lengths)
-    flat_boxes = _concat(boxes, np.float64, (4,))
-    _check_values(flat_boxes, offsets, where, "boxes")
-    xywh = _to_xywh_checked(flat_boxes, offsets, box_format, where)
-    flat_area = xywh[:, 2] * xywh[:, 3]
+    if masks is None:
+        flat_boxes = _concat(boxes, np.float64, (4,))
+        _check_values(flat_boxes, offsets, where, "boxes")
+        xywh = _to_xywh_checked(flat_boxes, offsets, box_format, where)
+        flat_area = xywh[:, 2] * xywh[:, 3]
+    else:  # the masks' boxes (xywh, valid by construction) and areas
+        xywh = masks.masks.boxes
+        flat_area = masks.masks.areas.astype(np.float64)
     if any(c is not None for c in crowd):
         flat_crowd = _concat(
             [np.zeros(len(b), bool) if c is None else c for b, c in zip(labels, crowd)], np.bool_
@@ -354,6 +396,35 @@ def pack_padded_ground_truth(gts: Any, box_format: BoxFormat, where: str = "gts"
     return PackedGroundTruth(xywh, _select(labels, valid, np.int64), flat_crowd, flat_area, offsets)
 
 
+def unpad_mask_examples(source: Any, where: str, keys: dict[str, tuple[str, bool]]) -> list[dict[str, Any]]:
+    """Padded masks {"masks": (B, K, H, W), "valid": (B, K), key: (B, K), ...} -> B example dicts.
+
+    ``keys`` maps each per-object key to (dtype kinds, required). Example b
+    holds ``source[key][b][valid[b]]`` for each key present, ``"masks"`` an
+    (N_b, H, W) stack: the list form the segm rewards take, so padded and list
+    inputs share one path (and its checks).
+    """
+    if not isinstance(source, Mapping):
+        raise TypeError(f"`{where}` must be a dict of padded arrays, got {type(source).__name__}")
+    if "masks" not in source:
+        raise ValueError(f"`{where}` is missing the key 'masks' (iou_type='segm')")
+    m = to_numpy(source["masks"], f'{where}["masks"]')
+    if m.ndim != 4:
+        raise ValueError(f'`{where}["masks"]` must have shape (B, K, H, W), got {m.shape}')
+    shape = m.shape[:2]
+    valid = _padded_field(source, "valid", where, shape, "b")
+    fields = {
+        k: _padded_field(source, k, where, shape, kinds, required) for k, (kinds, required) in keys.items()
+    }
+    examples = []
+    for b in range(shape[0]):
+        v = valid[b]
+        ex = {"masks": m[b][v]}
+        ex.update({k: a[b][v] for k, a in fields.items() if a is not None})
+        examples.append(ex)
+    return examples
+
+
 class ExampleMasks(NamedTuple):
     """The masks of a batch of examples (``iou_type="segm"``), packed in example order."""
 
@@ -368,46 +439,48 @@ class ExampleMasks(NamedTuple):
         return f'{example_name(self.where, i, self.single)}["masks"][{k - int(self.offsets[i])}]'
 
 
-def with_masks(examples: Sequence[Any], where: str, single: bool) -> tuple[list, ExampleMasks, np.ndarray]:
-    """Each example's ``"masks"`` packed, and copies of the examples whose ``"boxes"`` are the masks' xywh boxes.
+def with_masks(examples: Sequence[Any], where: str, single: bool, reuse: bool = False) -> ExampleMasks:
+    """Each example's ``"masks"``, packed (give them to :func:`pack_predictions` / :func:`pack_ground_truth`).
 
     ``"masks"``: a list of masks (RLE dicts or dense (H, W) arrays) or an
-    (N, H, W) stack, one per label. Returns (examples with boxes, the masks,
-    bool (B,) whether each example has its own ``"area"``). A repeated
-    example object (a REINFORCE batch's GT) is packed once.
+    (N, H, W) stack, one per label. A repeated example object (a REINFORCE
+    batch's GT) is packed once. ``reuse``: the masks may live in this
+    thread's buffers for ``where`` (``rewards.masks._run_buffers``), valid
+    until the next such call: for masks that do not outlive the caller.
     """
     from rewards import masks as _masks
 
     count = len(examples)
-    has_area = np.zeros(count, bool)
     lengths = np.zeros(count, np.int64)
     # Lists of masks of all examples are packed in one call (its per-call cost dominates small
     # examples); stacks are packed per example. ``source[i]``: where example i's masks are.
     flat: list[Any] = []
-    flat_starts: list[int] = []  # where each example's list begins in ``flat``, and its key
-    flat_keys: list[str] = []
+    flat_starts: list[int] = []  # where each example's list begins in ``flat``, and its example
+    flat_examples: list[int] = []
     stacks: list[Any] = []
     source: list[tuple[str, int]] = []
     previous: Any = _NOTHING
     for i, ex in enumerate(examples):
         if ex is previous:
             source.append(source[-1])
-            has_area[i], lengths[i] = has_area[i - 1], lengths[i - 1]
+            lengths[i] = lengths[i - 1]
             continue
-        name = example_name(where, i, single)
-        if not isinstance(ex, Mapping):
+        if type(ex) is not dict and not isinstance(ex, Mapping):
+            name = example_name(where, i, single)
             raise TypeError(f"`{name}` must be a dict (a Mapping), got {type(ex).__name__}")
         if "masks" not in ex:
-            raise ValueError(f"`{name}` is missing the key 'masks' (iou_type='segm')")
-        key = f'{name}["masks"]'
+            raise ValueError(
+                f"`{example_name(where, i, single)}` is missing the key 'masks' (iou_type='segm')"
+            )
         m = ex["masks"]
         if type(m) is list or type(m) is tuple:
             source.append(("flat", len(flat)))
             flat_starts.append(len(flat))
-            flat_keys.append(key)
+            flat_examples.append(i)
             flat.extend(m)
             n = len(m)
         else:
+            key = f'{example_name(where, i, single)}["masks"]'
             packed, one = _masks._as_masks(m, key)
             if one:
                 raise ValueError(f"`{key}` must be a list of masks or an (N, H, W) stack, got a single mask")
@@ -421,17 +494,18 @@ def with_masks(examples: Sequence[Any], where: str, single: bool) -> tuple[list,
             except TypeError:
                 n_labels = -1
             if n_labels != n:
+                name = example_name(where, i, single)
                 raise ValueError(
-                    f'`{name}["labels"]` must have one label per mask of `{key}` ({n}), got {n_labels}'
+                    f'`{name}["labels"]` must have one label per mask of `{name}["masks"]` ({n}), got {n_labels}'
                 )
-        has_area[i], lengths[i] = "area" in ex, n
+        lengths[i] = n
         previous = ex
 
     def flat_name(k: int) -> str:
         e = bisect.bisect_right(flat_starts, k) - 1
-        return f"{flat_keys[e]}[{k - flat_starts[e]}]"
+        return f'{example_name(where, flat_examples[e], single)}["masks"][{k - flat_starts[e]}]'
 
-    flat_set = _masks._pack(flat, flat_name)
+    flat_set = _masks._pack(flat, flat_name, scratch=where if reuse else None)
     if not stacks and len(flat) == int(lengths.sum()):
         packed_all = flat_set
     else:
@@ -442,16 +516,7 @@ def with_masks(examples: Sequence[Any], where: str, single: bool) -> tuple[list,
         ]
         order = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         packed_all = _masks._take(_masks._concat_sets([flat_set, *stacks]), order.astype(np.int64))
-    offsets = offsets_from_lengths(lengths)
-    shims: list[Any] = []
-    for i, ex in enumerate(examples):
-        if i and ex is examples[i - 1]:
-            shims.append(shims[-1])
-            continue
-        shim = dict(ex)
-        shim["boxes"] = packed_all.boxes[offsets[i] : offsets[i + 1]]
-        shims.append(shim)
-    return shims, ExampleMasks(packed_all, offsets, where, single), has_area
+    return ExampleMasks(packed_all, offsets_from_lengths(lengths), where, single)
 
 
 def compressed_rles(items: list, names: Callable[[int], str]) -> Any:

@@ -71,6 +71,7 @@ from rewards._detection_inputs import (
     pack_padded_ground_truth,
     pack_padded_predictions,
     pack_predictions,
+    unpad_mask_examples,
     with_masks,
 )
 from rewards._inputs import (
@@ -145,22 +146,31 @@ class _MaskPair(NamedTuple):
         return self.dts.masks.areas.astype(np.float64)
 
 
-def _pack_pair_masks(preds, gts, single) -> tuple[PackedPredictions, PackedGroundTruth, _MaskPair]:
-    """Packs examples whose objects are ``"masks"``: boxes are the masks' boxes, a GT's area its mask's."""
+def _pack_pair_masks(
+    preds, gts, single, reuse=False
+) -> tuple[PackedPredictions, PackedGroundTruth, _MaskPair]:
+    """Packs examples whose objects are ``"masks"``: boxes are the masks' boxes, a GT's area its mask's.
+
+    ``reuse``: the masks may live in per-thread buffers (see ``with_masks``):
+    only for a reward, which drops them before it returns.
+    """
     names = ("pred", "gt") if single else ("preds", "gts")
     check_batch_lengths(preds, gts, *names)
-    pred_shims, dts, _ = with_masks(preds, names[0], single)
-    gt_shims, gtm, has_area = with_masks(gts, names[1], single)
-    p = pack_predictions(pred_shims, "xywh", names[0], single)
-    g = pack_ground_truth(gt_shims, "xywh", names[1], single)
-    from_mask = np.repeat(~has_area, np.diff(g.offsets))
-    g = g._replace(area=np.where(from_mask, gtm.masks.areas, g.area))
+    dts = with_masks(preds, names[0], single, reuse)
+    gtm = with_masks(gts, names[1], single, reuse)
+    p = pack_predictions(preds, "xywh", names[0], single, masks=dts)
+    g = pack_ground_truth(gts, "xywh", names[1], single, masks=gtm)
     _check_image_sizes(dts, gtm)
     return p, g, _MaskPair(dts, gtm)
 
 
 def _check_image_sizes(dts: ExampleMasks, gts: ExampleMasks) -> None:
     """Every mask of an example has that example's size (the first GT's, else the first prediction's)."""
+    present = [(m.masks.heights, m.masks.widths) for m in (dts, gts) if len(m.masks)]
+    if present:  # the usual batch: one image size throughout
+        h0, w0 = present[0][0][0], present[0][1][0]
+        if all((h == h0).all() and (w == w0).all() for h, w in present):
+            return
     n = dts.offsets.size - 1
     sizes = []
     for m in (dts, gts):
@@ -185,10 +195,10 @@ def _check_image_sizes(dts: ExampleMasks, gts: ExampleMasks) -> None:
             )
 
 
-def _pack_any(preds, gts, box_format, single, iou_type):
+def _pack_any(preds, gts, box_format, single, iou_type, reuse=False):
     _coco_eval.check_iou_type(iou_type)
     if iou_type == "segm":
-        return _pack_pair_masks(preds, gts, single)
+        return _pack_pair_masks(preds, gts, single, reuse)
     return (*_pack_pair(preds, gts, box_format, single), None)
 
 
@@ -262,7 +272,7 @@ def _recall_from_best(
 
 
 def _map(preds, gts, box_format, iou_thresholds, max_dets, penalize_absent_classes, single, iou_type):
-    p, g, masks = _pack_any(preds, gts, box_format, single, iou_type)
+    p, g, masks = _pack_any(preds, gts, box_format, single, iou_type, reuse=True)
     return _map_packed(p, g, iou_thresholds, max_dets, penalize_absent_classes, masks)
 
 
@@ -401,7 +411,7 @@ def _box_weights(class_weights: Any, p: PackedPredictions, g: PackedGroundTruth,
 def _recall(
     preds, gts, box_format, iou_thresholds, class_weights, duplicate_weight, normalize, single, iou_type
 ):
-    p, g, masks = _pack_any(preds, gts, box_format, single, iou_type)
+    p, g, masks = _pack_any(preds, gts, box_format, single, iou_type, reuse=True)
     names = ("pred", "gt") if single else ("preds", "gts")
     return _recall_packed(p, g, names, iou_thresholds, class_weights, duplicate_weight, normalize, masks)
 
@@ -513,7 +523,7 @@ def recall_reward_batch(
 
 
 def _match_iou(preds, gts, box_format, iou_threshold, single, iou_type):
-    return _match_iou_packed(*_pack_any(preds, gts, box_format, single, iou_type), iou_threshold)
+    return _match_iou_packed(*_pack_any(preds, gts, box_format, single, iou_type, reuse=True), iou_threshold)
 
 
 def _match_iou_packed(p, g, masks, iou_threshold):
@@ -591,6 +601,29 @@ def _pack_padded_pair(preds, gts, box_format):
     return p, g
 
 
+_PADDED_GT_KEYS = {"labels": ("iu", True), "iscrowd": ("biu", False), "area": ("fiu", False)}
+
+
+def _pack_padded_any(preds, gts, box_format, iou_type, scores_optional=False):
+    """Packed padded inputs, and their masks for ``iou_type="segm"`` (else None).
+
+    Padded masks (B, K, H, W) become per-example (N, H, W) stacks of the valid
+    entries, packed as the list form is: one path, the same checks and values.
+    """
+    _coco_eval.check_iou_type(iou_type)
+    if iou_type == "bbox":
+        if scores_optional:
+            preds = _with_default_scores(preds)
+        return (*_pack_padded_pair(preds, gts, box_format), None)
+    pred_keys = {"scores": ("fiu", not scores_optional), "labels": ("iu", True)}
+    pred_examples = unpad_mask_examples(preds, "preds", pred_keys)
+    gt_examples = unpad_mask_examples(gts, "gts", _PADDED_GT_KEYS)
+    if scores_optional:
+        for ex in pred_examples:
+            ex.setdefault("scores", np.zeros(len(ex["masks"])))
+    return _pack_pair_masks(pred_examples, gt_examples, False)
+
+
 def map_reward_padded(
     preds: Mapping[str, Any],
     gts: Mapping[str, Any],
@@ -599,6 +632,7 @@ def map_reward_padded(
     iou_thresholds: Sequence[float] | None = None,
     max_dets: int = 100,
     penalize_absent_classes: bool = False,
+    iou_type: IouType = "bbox",
 ) -> np.ndarray:
     """``map_reward_batch`` on padded arrays, e.g. a decoded batch of token sequences.
 
@@ -606,6 +640,10 @@ def map_reward_padded(
     "valid": (B, K) bool}; ``gts``: {"boxes": (B, M, 4), "labels": (B, M),
     "valid": (B, M)} plus optional "iscrowd"/"area" (B, M). Entries where
     ``valid`` is False are never read. Returns float64 (B,).
+    ``iou_type="segm"``: dense masks instead of boxes, ``"masks"`` (B, K, H, W)
+    and (B, M, H, W) (e.g. a query-based model's thresholded masks); the valid
+    entries are scored as ``map_reward_batch(..., iou_type="segm")`` scores
+    them (errors name ``preds[b]["masks"][i]``, i counting valid entries).
 
     Example:
         >>> import numpy as np
@@ -615,8 +653,8 @@ def map_reward_padded(
         >>> map_reward_padded(preds, gts).round(6).tolist()
         [1.0]
     """
-    p, g = _pack_padded_pair(preds, gts, box_format)
-    return _map_packed(p, g, iou_thresholds, max_dets, penalize_absent_classes)
+    p, g, masks = _pack_padded_any(preds, gts, box_format, iou_type)
+    return _map_packed(p, g, iou_thresholds, max_dets, penalize_absent_classes, masks)
 
 
 def recall_reward_padded(
@@ -628,8 +666,9 @@ def recall_reward_padded(
     class_weights: Sequence[float] | None = None,
     duplicate_weight: float = 0.3,
     normalize: bool = False,
+    iou_type: IouType = "bbox",
 ) -> np.ndarray:
-    """``recall_reward_batch`` on padded arrays (see ``map_reward_padded``; scores are optional).
+    """``recall_reward_batch`` on padded arrays (see ``map_reward_padded``, also for masks; scores are optional).
 
     Example:
         >>> import numpy as np
@@ -639,9 +678,10 @@ def recall_reward_padded(
         >>> recall_reward_padded(preds, gts).round(6).tolist()  # found, minus 0.3 for the duplicate
         [0.7]
     """
-    preds = _with_default_scores(preds)
-    p, g = _pack_padded_pair(preds, gts, box_format)
-    return _recall_packed(p, g, ("preds", "gts"), iou_thresholds, class_weights, duplicate_weight, normalize)
+    p, g, masks = _pack_padded_any(preds, gts, box_format, iou_type, scores_optional=True)
+    return _recall_packed(
+        p, g, ("preds", "gts"), iou_thresholds, class_weights, duplicate_weight, normalize, masks
+    )
 
 
 def match_iou_padded(
@@ -650,8 +690,9 @@ def match_iou_padded(
     *,
     box_format: BoxFormat = "xyxy",
     iou_threshold: float = 0.5,
+    iou_type: IouType = "bbox",
 ) -> np.ndarray:
-    """``match_iou`` of every padded prediction: float64 (B, K), 0 where not valid.
+    """``match_iou`` of every padded prediction: float64 (B, K), 0 where not valid (masks: see ``map_reward_padded``).
 
     Example:
         >>> import numpy as np
@@ -661,9 +702,8 @@ def match_iou_padded(
         >>> match_iou_padded(preds, gts, iou_threshold=0.4).tolist()
         [[0.5, 0.0]]
     """
-    preds = _with_default_scores(preds)
-    p, g = _pack_padded_pair(preds, gts, box_format)
-    flat, _ = _match_iou_packed(p, g, None, iou_threshold)
+    p, g, masks = _pack_padded_any(preds, gts, box_format, iou_type, scores_optional=True)
+    flat, _ = _match_iou_packed(p, g, masks, iou_threshold)
     valid = to_numpy(preds["valid"], 'preds["valid"]').astype(bool)
     out = np.zeros(valid.shape)
     out[valid] = flat

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
@@ -209,64 +210,136 @@ def _from_compressed(strings: list, heights, widths, name_of: Callable[[int], st
     return _runs_from_counts(counts, counts_offsets, heights, widths, name_of)
 
 
+# Per-thread run buffers that the rewards' own packing reuses (``scratch`` below): fresh
+# buffers of this size cost page faults on every call (~10% of a segm reward). Capped so a
+# one-off huge batch does not stay resident: beyond the cap, buffers are allocated per call.
+_SCRATCH_MAX_RUNS = 1 << 20  # per buffer: 4 MiB
+
+
+class _Scratch(threading.local):
+    def __init__(self) -> None:
+        self.runs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+_SCRATCH = _Scratch()
+
+
+def _run_buffers(n: int, scratch: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """uint32 (starts, ends) buffers of at least ``n`` entries: fresh, or this thread's ``scratch`` pair.
+
+    A mask set built in scratch buffers is valid only until the next use of
+    the same key in this thread: for temporaries that never leave the call
+    that made them (the rewards pack a batch, score it and drop it).
+    """
+    if scratch is None or n > _SCRATCH_MAX_RUNS:
+        return np.empty(n, np.uint32), np.empty(n, np.uint32)
+    buffers = _SCRATCH.runs.get(scratch)
+    if buffers is None or buffers[0].size < n:
+        size = min(max(n, 2 * buffers[0].size if buffers else n), _SCRATCH_MAX_RUNS)
+        buffers = np.empty(size, np.uint32), np.empty(size, np.uint32)
+        _SCRATCH.runs[scratch] = buffers
+    return buffers
+
+
 def _pack_compressed(
-    items: Sequence[Any], names: Callable[[int], str], heights: Any = None, widths: Any = None
+    items: Sequence[Any],
+    names: Callable[[int], str],
+    heights: Any = None,
+    widths: Any = None,
+    scratch: str | None = None,
 ) -> _Masks | None:
     """The mask set of compressed RLE dicts (a model's usual output), or None for any other input.
 
     :func:`_pack`'s fast path for this one form: whole columns at once and one
     kernel from the bytes to the mask set, instead of a per-item dispatch.
     None (the caller's item-by-item path then names what is wrong) unless
-    every item is a dict whose ``"size"`` is valid (and equals ``heights[i],
-    widths[i]`` when given) and whose ``"counts"`` are ``str`` or ``bytes``.
-    Malformed counts raise the error :func:`_from_compressed` raises.
+    every item is a mapping whose ``"size"`` is valid (and equals ``heights[i],
+    widths[i]`` when given) and whose ``"counts"`` are all ``str`` or all
+    ``bytes``. Malformed counts raise the error :func:`_from_compressed` raises.
+    ``scratch``: see :func:`_run_buffers`.
     """
     if not items:
         return None
     try:
-        if set(map(type, items)) != {dict}:
-            return None
+        # Any item that is not a mapping with both keys (a polygon list, a dense array) fails here.
         counts = list(map(_COUNTS, items))
         size_list = list(map(_SIZE, items))
         # Usually every mask has the image's size: one comparison pass instead of an array of lists.
-        if size_list.count(size_list[0]) == len(size_list):
-            sizes = np.array([size_list[0]]).repeat(len(size_list), axis=0)
+        s0 = size_list[0]
+        same = size_list.count(s0) == len(size_list)
+        if same and type(s0) is list and len(s0) == 2 and type(s0[0]) is int and type(s0[1]) is int:
+            if s0[0] < 0 or s0[1] < 0 or s0[0] * s0[1] >= _MAX_PIXELS:
+                return None
+            h, w = np.full(len(items), s0[0], np.int64), np.full(len(items), s0[1], np.int64)
+            sizes = None
         else:
-            sizes = np.array(size_list)
-    except (KeyError, TypeError, ValueError):
+            sizes = np.array([s0]).repeat(len(size_list), axis=0) if same else np.array(size_list)
+    except Exception:
         return None
-    if sizes.shape != (len(items), 2) or sizes.dtype.kind not in "iu":
-        return None
-    sizes = sizes.astype(np.int64)
-    if (sizes < 0).any() or (sizes[:, 0] * sizes[:, 1] >= _MAX_PIXELS).any():
-        return None
-    h, w = np.ascontiguousarray(sizes[:, 0]), np.ascontiguousarray(sizes[:, 1])
+    if sizes is not None:
+        if sizes.shape != (len(items), 2) or sizes.dtype.kind not in "iu":
+            return None
+        sizes = sizes.astype(np.int64)
+        if (sizes < 0).any() or (sizes[:, 0] * sizes[:, 1] >= _MAX_PIXELS).any():
+            return None
+        h, w = np.ascontiguousarray(sizes[:, 0]), np.ascontiguousarray(sizes[:, 1])
     if heights is not None and ((h != np.asarray(heights)).any() or (w != np.asarray(widths)).any()):
         return None
-    kinds = set(map(type, counts))
     try:
-        if kinds == {str}:
-            joined = "".join(counts).encode("ascii")  # str length = bytes length for ASCII
-        elif kinds == {bytes}:
-            joined = b"".join(counts)
-        elif kinds == {str, bytes}:
-            joined = b"".join(x.encode("ascii") if type(x) is str else x for x in counts)
-        else:
-            return None
+        joined = _join_strings(counts)
+    except TypeError:  # not all strings (uncompressed counts)
+        return None
+    return _compressed_set(counts, joined, h, w, names, scratch)
+
+
+def _join_strings(counts: list) -> bytes | None:
+    """Compressed count strings (``str`` / ``bytes``) joined by ``_k.SEPARATOR``; None if one is not ASCII.
+
+    The join checks the kinds too (str.join fails on bytes, bytes.join on
+    str): raises TypeError when an item is neither.
+    """
+    try:
+        try:
+            return _SEPARATOR.join(counts).encode("ascii")
+        except TypeError:
+            try:
+                return _SEPARATOR_BYTES.join(counts)
+            except TypeError:  # str and bytes mixed, or not strings
+                if not all(type(x) is str or type(x) is bytes for x in counts):
+                    raise
+                return _SEPARATOR_BYTES.join(x.encode("ascii") if type(x) is str else x for x in counts)
     except UnicodeEncodeError:
-        joined = None  # _from_compressed names the string
+        return None  # _from_compressed names the string
+
+
+def _compressed_set(
+    counts: list,
+    joined: bytes | None,
+    h: np.ndarray,
+    w: np.ndarray,
+    names: Callable[[int], str],
+    scratch: str | None = None,
+) -> _Masks:
+    """The mask set of compressed count strings ``counts`` (``joined``: :func:`_join_strings`) of sizes (h, w).
+
+    One kernel from the bytes to the mask set; malformed counts raise the
+    error :func:`_from_compressed` raises (which string, why). ``scratch``:
+    see :func:`_run_buffers`.
+    """
     if joined is not None:
-        str_offsets = np.zeros(len(counts) + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, counts), np.int64, count=len(counts)), out=str_offsets[1:])
         buf = np.frombuffer(joined, np.uint8)
-        starts, ends, offsets, areas, boxes, _, code = _k.strings_to_mask_set(buf, str_offsets, h, w)
+        # A string of c bytes holds at most (c + 1) // 2 foreground runs.
+        starts, ends = _run_buffers(buf.size // 2 + len(counts), scratch)
+        r, offsets, areas, boxes, _, code = _k.strings_to_mask_set(buf, h, w, starts, ends)
         if code == _k.OK:
-            return _Masks(starts, ends, offsets, h, w, areas, boxes)
+            return _Masks(starts[:r], ends[:r], offsets, h, w, areas, boxes)
     # Bad counts: the two-step decoder raises the error it always has (which string, why).
     starts, ends, offsets = _from_compressed(counts, h, w, names)
     return _mask_set(starts, ends, offsets, h, w)
 
 
+_SEPARATOR = chr(_k.SEPARATOR)
+_SEPARATOR_BYTES = _SEPARATOR.encode("ascii")
 _COUNTS = operator.itemgetter("counts")
 _SIZE = operator.itemgetter("size")
 
@@ -433,6 +506,7 @@ def _pack(
     heights: Sequence[int] | np.ndarray | None = None,
     widths: Sequence[int] | np.ndarray | None = None,
     degenerate: Degenerate = "raise",
+    scratch: str | None = None,
 ) -> _Masks:
     """One mask set from masks in any form (the packer the COCO evaluation calls).
 
@@ -448,6 +522,9 @@ def _pack(
         of another size is an error.
     degenerate : "raise" or "pycocotools"
         Polygons with fewer than 3 points: see :func:`from_polygons`.
+    scratch : str or None
+        A key of this thread's reusable run buffers (:func:`_run_buffers`):
+        the result is then valid only until the next use of that key.
 
     Returns
     -------
@@ -456,7 +533,7 @@ def _pack(
     """
     n = len(items)
     if heights is None or (len(heights) == n and len(widths) == n):  # type: ignore[arg-type]
-        fast = _pack_compressed(items, names, heights, widths)
+        fast = _pack_compressed(items, names, heights, widths, scratch)
         if fast is not None:
             return fast
     hs = None if heights is None else np.asarray(heights, np.int64).tolist()
@@ -533,7 +610,13 @@ def _pack(
         h_arr = np.asarray(h_list, np.int64)
         w_arr = np.asarray(w_list, np.int64)
         if kind == "compressed":
-            runs = _from_compressed(payload, h_arr, w_arr, name_of)
+            try:
+                joined = _join_strings(payload)
+            except TypeError:  # e.g. bytearray mixed with str: the two-step path converts them
+                runs = _from_compressed(payload, h_arr, w_arr, name_of)
+            else:
+                sets.append(_compressed_set(payload, joined, h_arr, w_arr, name_of))
+                continue
         elif kind == "uncompressed":
             runs = _from_uncompressed(payload, h_arr, w_arr, name_of)
         else:

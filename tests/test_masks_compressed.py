@@ -116,3 +116,27 @@ def test_pack_takes_the_fast_path_only_for_what_it_can_name():
         masks._pack([rle, rle], lambda i: f"m[{i}]", [4, 4], [4, 5])
     with pytest.raises(ValueError, match=r"`m\[1\]\['counts'\]` holds a character outside"):
         masks._pack([rle, {"size": [4, 4], "counts": "0é"}], lambda i: f"m[{i}]")
+
+
+@pytest.mark.parametrize(
+    "strings, bad",
+    [
+        (["2,31", "6"], 0),  # a separator inside a string
+        (["6,6", "6"], 0),  # ... that splits it into valid strings: one string too many
+        (["6", "6,"], 1),  # ... at the end
+        (["6", ","], 1),
+    ],
+)
+def test_strings_holding_the_kernel_separator_are_named(strings, bad):
+    """The one-pass decoder finds strings by the "," that joins them: a "," inside one is still an error naming it."""
+    for kind in (str, bytes):
+        items = [{"size": [2, 3], "counts": s if kind is str else s.encode()} for s in strings]
+        with pytest.raises(ValueError, match=rf"`m\[{bad}\]\['counts'\]` holds a character outside"):
+            masks._pack_compressed(items, lambda i: f"m[{i}]")
+        with pytest.raises(ValueError, match=rf"`m\[{bad}\]\['counts'\]` holds a character outside"):
+            masks._pack(items, lambda i: f"m[{i}]")
+    good = [{"size": [2, 3], "counts": s} for s in ("6", "", "231")]  # "" only fits a 0-pixel mask
+    with pytest.raises(ValueError, match=r"`m\[1\]\['counts'\]` sums to 0"):
+        masks._pack_compressed(good, lambda i: f"m[{i}]")
+    good[1] = {"size": [0, 3], "counts": ""}
+    assert masks.area(good).tolist() == [0, 0, 3]

@@ -473,3 +473,124 @@ def test_gt_without_bbox_or_area_uses_the_mask():
     ref = pycoco_segm(gt, dets)
     result = detection.coco_eval_files(bare, dets, iou_type="segm")
     np.testing.assert_allclose(result.stats, ref.stats, atol=1e-9, rtol=0)
+
+
+def _pad(arrays, width, fill=0):
+    """(B, width, ...) stack of ragged (n_b, ...) arrays, and the (B, width) valid mask."""
+    out = np.full((len(arrays), width, *arrays[0].shape[1:]), fill, dtype=arrays[0].dtype)
+    valid = np.zeros((len(arrays), width), bool)
+    for b, a in enumerate(arrays):
+        out[b, : len(a)] = a
+        valid[b, : len(a)] = True
+    return out, valid
+
+
+def test_padded_segm_rewards_equal_padded_box_rewards_on_rectangles():
+    """Padded (B, K, H, W) masks score as padded boxes do on rectangles (box rewards are tested against the oracles)."""
+    rng = np.random.default_rng(8)
+    size = 40
+    pairs = [_rectangle_pair(rng, size) for _ in range(40)]
+
+    def rects(b):
+        out = np.zeros((len(b), size, size), bool)
+        for k, (x0, y0, x1, y1) in enumerate(b.astype(int)):
+            out[k, y0:y1, x0:x1] = True
+        return out
+
+    preds = {"boxes": [p["boxes"] for p, *_ in pairs], "masks": [rects(p["boxes"]) for p, *_ in pairs]}
+    gts = {"boxes": [g["boxes"] for _, g, *_ in pairs], "masks": [rects(g["boxes"]) for _, g, *_ in pairs]}
+    pad_p, pad_g = {}, {}
+    for key in ("boxes", "masks"):
+        pad_p[key], pad_p["valid"] = _pad(preds[key], 12)
+        pad_g[key], pad_g["valid"] = _pad(gts[key], 6)
+    pad_p["boxes"][~pad_p["valid"]] = np.nan  # padding is never read
+    pad_p["scores"], _ = _pad([p["scores"] for p, *_ in pairs], 12)
+    pad_p["labels"], _ = _pad([p["labels"] for p, *_ in pairs], 12)
+    pad_g["labels"], _ = _pad([g["labels"] for _, g, *_ in pairs], 6)
+    pad_g["iscrowd"], _ = _pad([g["iscrowd"] for _, g, *_ in pairs], 6)
+    box_p = {k: v for k, v in pad_p.items() if k != "masks"}
+    box_g = {k: v for k, v in pad_g.items() if k != "masks"}
+    mask_p = {k: v for k, v in pad_p.items() if k != "boxes"}
+    mask_g = {k: v for k, v in pad_g.items() if k != "boxes"}
+    for fn, kwargs in [
+        (detection.map_reward_padded, {}),
+        (detection.map_reward_padded, {"penalize_absent_classes": True, "max_dets": 3}),
+        (detection.recall_reward_padded, {"normalize": True}),
+        (detection.match_iou_padded, {"iou_threshold": 0.3}),
+    ]:
+        ref = fn(box_p, box_g, **kwargs)
+        np.testing.assert_array_equal(fn(mask_p, mask_g, iou_type="segm", **kwargs), ref)
+        assert len(set(ref.round(6).ravel().tolist())) > 5
+    no_scores = {k: v for k, v in mask_p.items() if k != "scores"}  # rewards that ignore scores
+    np.testing.assert_array_equal(
+        detection.recall_reward_padded(no_scores, mask_g, iou_type="segm"),
+        detection.recall_reward_padded(box_p, box_g),
+    )
+    # The padded form scores as the list form does.
+    list_p = [{"masks": m[v], "scores": s[v], "labels": lab[v]} for m, s, lab, v in zip(
+        mask_p["masks"], mask_p["scores"], mask_p["labels"], mask_p["valid"])]  # fmt: skip
+    list_g = [{"masks": m[v], "labels": lab[v], "iscrowd": c[v]} for m, lab, c, v in zip(
+        mask_g["masks"], mask_g["labels"], mask_g["iscrowd"], mask_g["valid"])]  # fmt: skip
+    np.testing.assert_array_equal(
+        detection.map_reward_padded(mask_p, mask_g, iou_type="segm"),
+        detection.map_reward_batch(list_p, list_g, iou_type="segm"),
+    )
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"masks": None}, r"`preds` is missing the key 'masks' \(iou_type='segm'\)"),
+        ({"masks": np.zeros((1, 2, 8))}, r'`preds\["masks"\]` must have shape \(B, K, H, W\)'),
+        ({"valid": np.ones((1, 3), bool)}, r'`preds\["valid"\]` must have shape \(1, 2\)'),
+        ({"scores": None}, r"`preds` is missing the key 'scores'"),
+        ({"masks": np.full((1, 2, 8, 8), 0.5)}, r'`preds\[0\]\["masks"\]\[0\]` must hold only 0 and 1'),
+    ],
+)
+def test_padded_segm_errors_name_the_key(change, match):
+    preds = {"masks": np.zeros((1, 2, 8, 8), bool), "scores": np.ones((1, 2)), "labels": np.zeros((1, 2), int),
+             "valid": np.ones((1, 2), bool)}  # fmt: skip
+    gts = {
+        "masks": np.ones((1, 1, 8, 8), bool),
+        "labels": np.zeros((1, 1), int),
+        "valid": np.ones((1, 1), bool),
+    }
+    for k, v in change.items():
+        if v is None:
+            del preds[k]
+        else:
+            preds[k] = v
+    with pytest.raises(ValueError, match=match):
+        detection.map_reward_padded(preds, gts, iou_type="segm")
+
+
+def test_rewards_reusing_buffers_leave_earlier_masks_and_other_threads_alone():
+    """The rewards pack into per-thread reusable buffers: an evaluator's kept masks and other threads are unaffected."""
+    import threading
+
+    rng = np.random.default_rng(5)
+    gt_a, dets_a = random_segm_dataset(rng, n_images=6)
+    gt_b, dets_b = random_segm_dataset(rng, n_images=6)
+    preds_a, gts_a = _examples(gt_a, dets_a, rng)
+    preds_b, gts_b = _examples(gt_b, dets_b, rng)
+    expected = detection.coco_eval(preds_a, gts_a, iou_type="segm")
+    ev = detection.CocoEvaluator(iou_type="segm")
+    ev.update(preds_a, gts_a)
+    reward_a = detection.map_reward_batch(preds_a, gts_a, iou_type="segm")
+    reward_b = detection.map_reward_batch(preds_b, gts_b, iou_type="segm")  # reuses the buffers
+    assert ev.compute().as_dict() == expected
+    assert detection.map_reward_batch(preds_a, gts_a, iou_type="segm").tolist() == reward_a.tolist()
+    results: dict[int, list] = {}
+
+    def work(k):
+        preds, gts = (preds_a, gts_a) if k % 2 else (preds_b, gts_b)
+        results[k] = [detection.map_reward_batch(preds, gts, iou_type="segm").tolist() for _ in range(20)]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, runs in results.items():
+        assert all(r == (reward_a if k % 2 else reward_b).tolist() for r in runs)
+    assert reward_a.tolist() != reward_b.tolist()
