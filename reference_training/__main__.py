@@ -65,7 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-images", type=int, help="held-out images of the tuning curve's evaluations")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (--resume restarts there)")
     p.add_argument("--seed", type=int, help="seed for data, init and sampling")
-    p.add_argument("--threads", type=int, help="torch CPU threads (0: torch's default)")
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads (0: the cores not busy when the run starts)"
+    )
     p.add_argument(
         "--device", help="torch device: auto (cuda when available, else cpu; the default), cpu, cuda, cuda:1"
     )
@@ -148,6 +150,8 @@ def demo(args, cfg: train.Config) -> dict:
 
     if not run.is_main:
         return {}
+    import torch
+
     from reference_training import plots
 
     head = task.headline
@@ -180,6 +184,7 @@ def demo(args, cfg: train.Config) -> dict:
         "tune_steps": history["steps"],
         "mle_continued_steps": control_steps(args.out),
         "seconds": seconds,
+        "threads": torch.get_num_threads(),
         "config": asdict(cfg),
     }
     with open(os.path.join(args.out, "summary.json"), "w") as f:
@@ -189,7 +194,7 @@ def demo(args, cfg: train.Config) -> dict:
     print(
         f"\nheld-out {head} gain: {scale * summary[f'gain_{head}_vs_mle']:+.2f}{unit} vs MLE, "
         f"{scale * summary[f'gain_{head}_vs_mle_continued']:+.2f}{unit} vs MLE continued; "
-        f"{seconds['total']:.0f} s in all. Outputs in {args.out}/"
+        f"{seconds['total']:.0f} s in all ({summary['threads']} torch threads). Outputs in {args.out}/"
     )
     for name, value in ablations.items():
         print(f"ablation {name}: {value:.4f}")

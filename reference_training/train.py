@@ -137,7 +137,7 @@ def check_config(cfg: Config) -> None:
         cfg.samples >= 2, "samples", ">= 2 (the leave-one-out baseline compares each sample with the others)"
     )
     need(cfg.n_bins >= 2, "n_bins", ">= 2")
-    need(cfg.threads >= 0, "threads", ">= 0 (0: torch's default)")
+    need(cfg.threads >= 0, "threads", ">= 0 (0: the cores not busy at the start)")
     for flag in ("lr", "tune_lr", "confidence_lr", "temperature"):
         need(np.isfinite(getattr(cfg, flag)) and getattr(cfg, flag) > 0, flag, "a positive number")
     for flag in ("confidence_weight", "duplicate_weight"):
@@ -195,6 +195,21 @@ def resolve_device(name: str, check_only: bool = False) -> torch.device:
     return device
 
 
+_DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, read before any run changes it
+
+
+def auto_threads() -> int:
+    """torch CPU threads for ``--threads 0``: the cores that are not already busy when the run starts.
+
+    A torch thread that shares its core with another process stalls every parallel
+    op of the step (measured on 2 cores with two other busy processes: 6.5 s per
+    detection MLE step with 2 threads, 0.7 s with 1; `python -m benchmarks.trainer_threads`).
+    """
+    cores = _DEFAULT_THREADS
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
 def init_distributed(device: torch.device) -> tuple[int, int]:
     """(rank, world size); joins the process group when launched by torchrun (nccl on GPU, gloo on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -215,8 +230,8 @@ class Run:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.rank, self.world = init_distributed(self.device)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        if self.device.type == "cpu":
+            torch.set_num_threads(cfg.threads or auto_threads())
         self.task: Task = task_class(cfg.task)(cfg, out_dir if self.is_main else None)
         self.train, self.heldout = self.task.train, self.task.heldout
         self.grammar = self.task.grammar.to(self.device)

@@ -283,3 +283,10 @@ def test_torchrun_two_processes_keep_identical_parameters(tmp_path, task):
     records = _read(os.path.join(out, "metrics.jsonl"))
     assert [r["step"] for r in records if r["stage"] == "tune"] == [1, 2, 3]  # one writer
     assert os.path.exists(os.path.join(out, "tuned.pt"))
+
+
+@pytest.mark.parametrize(("load", "expected"), [(0.0, 4), (0.6, 3), (1.4, 3), (2.6, 1), (9.0, 1)])
+def test_auto_threads_leave_busy_cores_alone(monkeypatch, load, expected):
+    monkeypatch.setattr(train, "_DEFAULT_THREADS", 4)
+    monkeypatch.setattr(train.os, "getloadavg", lambda: (load, load, load))
+    assert train.auto_threads() == expected
