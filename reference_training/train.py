@@ -198,16 +198,30 @@ def resolve_device(name: str, check_only: bool = False) -> torch.device:
 _DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, read before any run changes it
 
 
+def busy_cores(reads: int = 5, interval: float = 0.05) -> float:
+    """Threads of other processes running right now: the median of a few reads of the kernel's
+    count of runnable threads (/proc/loadavg's 4th field, less this process); 0 where unreadable.
+
+    Not the load average: it lags by minutes, so a run started just after another
+    job (or after ``pip install``) would take cores that are free again."""
+    counts = []
+    try:
+        for _ in range(reads):
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+            time.sleep(interval)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return float(np.median(counts))
+
+
 def auto_threads() -> int:
-    """torch CPU threads for ``--threads 0``: the cores that are not already busy when the run starts.
+    """torch CPU threads for ``--threads 0``: the cores that other processes are not using at the start.
 
     A torch thread that shares its core with another process stalls every parallel
-    op of the step (measured on 2 cores with two other busy processes: 6.5 s per
-    detection MLE step with 2 threads, 0.7 s with 1; `python -m benchmarks.trainer_threads`).
+    op of the step (`python -m benchmarks.trainer_threads` measures it).
     """
-    cores = _DEFAULT_THREADS
-    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, min(cores, int(cores - busy + 0.5)))
+    return max(1, min(_DEFAULT_THREADS, int(_DEFAULT_THREADS - busy_cores() + 0.5)))
 
 
 def init_distributed(device: torch.device) -> tuple[int, int]:
