@@ -258,8 +258,8 @@ def _pack_compressed(
     ``bytes``. Malformed counts raise the error :func:`_from_compressed` raises.
     ``scratch``: see :func:`_run_buffers`.
     """
-    if not items:
-        return None
+    if not items or not isinstance(items[0], Mapping):
+        return None  # e.g. dense torch masks, which warn when indexed by a string
     try:
         # Any item that is not a mapping with both keys (a polygon list, a dense array) fails here.
         counts = list(map(_COUNTS, items))

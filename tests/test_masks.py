@@ -7,6 +7,7 @@ import copy
 import gzip
 import io
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -172,8 +173,18 @@ def test_masks_are_not_mutated_and_frameworks_agree():
     ref = ref_encode(dense)
     rles = copy.deepcopy(ref)
     expected = M.iou(ref, ref, [0, 0, 1])
-    np.testing.assert_array_equal(masks.iou(torch.from_numpy(dense), rles, [0, 0, 1]), expected)
-    np.testing.assert_array_equal(masks.iou([torch.from_numpy(d) for d in dense], rles, [0, 0, 1]), expected)
+    warn_always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # torch warns once per process when a tensor is indexed by a string
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            np.testing.assert_array_equal(masks.iou(torch.from_numpy(dense), rles, [0, 0, 1]), expected)
+            np.testing.assert_array_equal(
+                masks.iou([torch.from_numpy(d) for d in dense], rles, [0, 0, 1]), expected
+            )
+    finally:
+        torch.set_warn_always(warn_always)
+    assert [str(w.message) for w in caught] == []
     mixed = [rles[0], dense[1], {"size": [9, 11], "counts": masks.decompress(rles[2])["counts"]}]
     np.testing.assert_array_equal(masks.iou(mixed, rles, [False, False, True]), expected)
     str_counts = [{"size": r["size"], "counts": r["counts"].decode()} for r in rles]
