@@ -20,6 +20,13 @@ if [ -z "$PY" ]; then
     PY=.venv-gpu/bin/python
   fi
 fi
+if ! "$PY" -c "import rewards.adapters, reference_training" 2>/dev/null; then
+  # The wheel maps adapters/ to rewards.adapters; a bare source tree on PYTHONPATH lacks that link.
+  echo "gpu_check: $PY cannot import rewards.adapters and reference_training. Install the package" \
+    "(pip install -e '.[torch,train]'), or, offline with torch already there, link the source tree:" \
+    "ln -s ../adapters rewards/adapters; export PYTHONPATH=\$PWD" >&2
+  exit 1
+fi
 OUT=${OUT:-runs/gpu_check}
 DEMO_TASK=${DEMO_TASK:-detection}
 rm -rf "$OUT"

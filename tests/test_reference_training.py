@@ -291,3 +291,29 @@ def test_auto_threads_leave_busy_cores_alone(monkeypatch, load, expected):
     monkeypatch.setattr(train, "_DEFAULT_THREADS", 4)
     monkeypatch.setattr(train, "busy_cores", lambda: load)
     assert train.auto_threads() == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the check would run the whole GPU workload")
+@pytest.mark.parametrize("python", ["ours", "without the package"])
+def test_gpu_check_script_fails_loudly_where_it_cannot_run(tmp_path, python):
+    """benchmarks/gpu_check.sh exits non-zero, saying why, without CUDA or without the package."""
+    import subprocess
+    import sys
+
+    exe = sys.executable
+    if python != "ours":
+        exe = str(tmp_path / "python")
+        with open(exe, "w") as f:
+            f.write("#!/bin/sh\nexit 1\n")
+        os.chmod(exe, 0o755)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        ["bash", os.path.join(root, "benchmarks", "gpu_check.sh")],
+        env={**os.environ, "PYTHON": exe, "OUT": str(tmp_path / "out")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    expected = "sees no CUDA device" if python == "ours" else "cannot import rewards.adapters"
+    assert expected in done.stderr
