@@ -125,24 +125,25 @@ def _to_xywh_checked(boxes: np.ndarray, offsets: np.ndarray, box_format: BoxForm
     return xywh
 
 
+def _objects(example: Any, name: str, n_masks: int):
+    """(boxes or None, object count, what the objects are called in errors) of one example:
+    its checked boxes, or (``n_masks`` >= 0) that many masks and no boxes."""
+    if n_masks < 0:
+        b = _boxes(example, name)
+        return b, b.shape[0], "boxes"
+    return None, n_masks, "masks"
+
+
 def _checked_prediction(p: Any, name: str, n_masks: int = -1):
     """(boxes, scores, labels) of one prediction, or errors naming it; ``n_masks`` >= 0: no boxes, that many masks."""
-    if n_masks < 0:
-        b = _boxes(p, name)
-        n, objects = b.shape[0], "boxes"
-    else:
-        b, n, objects = None, n_masks, "masks"
+    b, n, objects = _objects(p, name, n_masks)
     scores = _per_box(p, "scores", name, n, "fiu", objects=objects)
     return b, scores, _per_box(p, "labels", name, n, "iu", objects=objects).astype(np.int64)
 
 
 def _checked_ground_truth(g: Any, name: str, n_masks: int = -1):
     """(boxes, labels, iscrowd, area) of one GT, or errors naming it; ``n_masks`` as :func:`_checked_prediction`."""
-    if n_masks < 0:
-        b = _boxes(g, name)
-        n, objects = b.shape[0], "boxes"
-    else:
-        b, n, objects = None, n_masks, "masks"
+    b, n, objects = _objects(g, name, n_masks)
     labels = _per_box(g, "labels", name, n, "iu", objects=objects).astype(np.int64)
     crowd = _per_box(g, "iscrowd", name, n, "iub", required=False, objects=objects)
     area = _per_box(g, "area", name, n, "fiu", required=False, objects=objects)

@@ -51,7 +51,7 @@ from reference_training import colorization_data as cd
 from reference_training import sequence
 from reference_training.colorization_data import ColourScenes
 from reference_training.tasks import TaskBase
-from reference_training.tasks.panoptic import GridGrammar
+from reference_training.tasks.panoptic import GridGrammar, check_cell_grid
 from rewards import colorization
 
 _HUE_BINS = 12
@@ -180,8 +180,7 @@ class ColorizationTask(TaskBase):
 
     @classmethod
     def check_config(cls, cfg) -> None:
-        if cfg.image_size % cfg.cell_size:
-            raise ValueError(f"--cell-size {cfg.cell_size} must divide --image-size {cfg.image_size}")
+        check_cell_grid(cfg)
 
     def __init__(self, cfg, out_dir: str | None = None):
         self.cfg = cfg

@@ -301,6 +301,12 @@ class GridCodec:
         return np.where(match.any(0), thing, result)
 
 
+def check_cell_grid(cfg) -> None:
+    """A cell-grid task's settings: the cells must tile the image."""
+    if cfg.image_size % cfg.cell_size:
+        raise ValueError(f"--cell-size {cfg.cell_size} must divide --image-size {cfg.image_size}")
+
+
 class GridGrammar(SequenceGrammar):
     """Fixed length (one token per cell), any token but BOS, no end token."""
 
@@ -349,8 +355,7 @@ class PanopticTask(TaskBase):
 
     @classmethod
     def check_config(cls, cfg) -> None:
-        if cfg.image_size % cfg.cell_size:
-            raise ValueError(f"--cell-size {cfg.cell_size} must divide --image-size {cfg.image_size}")
+        check_cell_grid(cfg)
 
     def __init__(self, cfg, out_dir: str | None = None):
         self.cfg = cfg
