@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, fields
+from typing import NoReturn
 
 from reference_training import train
 from reference_training.tasks import TASKS
@@ -221,33 +222,39 @@ def control_steps(out_dir: str) -> int:
     return int(train.load_checkpoint(os.path.join(out_dir, "mle_continued.pt"))["step"])
 
 
+def run_command(args) -> None:
+    """One parsed command: demo, pretrain, tune or evaluate."""
+    cfg = check_args(args)
+    if args.command == "demo":
+        demo(args, cfg)
+    elif args.command == "pretrain":
+        os.makedirs(args.out, exist_ok=True)
+        run = train.Run(cfg, args.out)
+        model = train.pretrain(run, args.out, resume=args.resume, interrupt_at=args.interrupt_at)
+        if run.is_main:
+            print_table({"MLE": run.evaluate(model)[0]}, run.task.metrics)
+    elif args.command == "tune":
+        os.makedirs(args.out, exist_ok=True)
+        run = train.Run(cfg, args.out)
+        init = args.init or os.path.join(args.out, "mle.pt")
+        model, _ = train.tune(run, init, args.out, resume=args.resume, interrupt_at=args.interrupt_at)
+        if args.check_replicas:
+            check_replicas(run, model)
+        if run.is_main:
+            print_table({"tuned": run.evaluate(model)[0]}, run.task.metrics)
+    else:
+        run = train.Run(cfg, args.out)
+        path = args.checkpoint or os.path.join(args.out, "tuned.pt")
+        metrics, _ = run.evaluate(train.load_model(path, run))
+        print_table({os.path.basename(path): metrics}, run.task.metrics)
+        print(json.dumps(metrics, indent=2))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        cfg = check_args(args)
-        if args.command == "demo":
-            demo(args, cfg)
-        elif args.command == "pretrain":
-            os.makedirs(args.out, exist_ok=True)
-            run = train.Run(cfg, args.out)
-            model = train.pretrain(run, args.out, resume=args.resume, interrupt_at=args.interrupt_at)
-            if run.is_main:
-                print_table({"MLE": run.evaluate(model)[0]}, run.task.metrics)
-        elif args.command == "tune":
-            os.makedirs(args.out, exist_ok=True)
-            run = train.Run(cfg, args.out)
-            init = args.init or os.path.join(args.out, "mle.pt")
-            model, _ = train.tune(run, init, args.out, resume=args.resume, interrupt_at=args.interrupt_at)
-            if args.check_replicas:
-                check_replicas(run, model)
-            if run.is_main:
-                print_table({"tuned": run.evaluate(model)[0]}, run.task.metrics)
-        else:
-            run = train.Run(cfg, args.out)
-            path = args.checkpoint or os.path.join(args.out, "tuned.pt")
-            metrics, _ = run.evaluate(train.load_model(path, run))
-            print_table({os.path.basename(path): metrics}, run.task.metrics)
-            print(json.dumps(metrics, indent=2))
+        with train.process_group_released():  # under torchrun: no rank exits holding its group
+            run_command(args)
     except train.UsageError as err:
         print(f"python -m reference_training: error: {err}", file=sys.stderr)
         return 2
@@ -257,5 +264,22 @@ def main(argv=None) -> int:
     return 0
 
 
+def exit_process(code: int) -> NoReturn:
+    """Ends the process with ``code``; a torchrun rank skips the interpreter's finalisation.
+
+    DDP keeps a gloo process group alive past ``destroy_process_group()`` (torch 2.13
+    holds references to it), so gloo's worker threads can still be releasing a finished
+    collective's tensors while the interpreter finalises. Taking the GIL then ends the
+    thread inside a noexcept destructor and the rank aborts (SIGABRT, "terminate called
+    without an active exception"), failing a run whose work was all done. By this point
+    every collective has been waited for and every file closed: nothing is lost.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

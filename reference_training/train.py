@@ -7,6 +7,7 @@ of (seed, stage, step), so a run restarted from its last checkpoint with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -230,6 +231,23 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+@contextlib.contextmanager
+def process_group_released():
+    """Destroys, on the way out, a process group joined inside the block (torchrun's ranks).
+
+    A rank that exits with its gloo group alive can abort (SIGABRT, "terminate called
+    without an active exception"): gloo's worker threads still hold finished work when
+    the interpreter finalises. A group that existed before the block is the caller's and
+    is left alone.
+    """
+    owned_before = dist.is_initialized()
+    try:
+        yield
+    finally:
+        if not owned_before and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 class Run:

@@ -244,6 +244,90 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path, stage, task):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("command", ["pretrain", "interrupted pretrain", "bad config"])
+def test_the_cli_releases_the_process_group_it_joined(tmp_path, monkeypatch, command):
+    """A rank that exits with its gloo group alive can abort at interpreter exit (SIGABRT)."""
+    import torch.distributed as dist
+
+    def join_one_rank_group(device):
+        store = dist.FileStore(str(tmp_path / "store"), 1)
+        dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+        return 0, 1
+
+    monkeypatch.setattr(train, "init_distributed", join_one_rank_group)
+    args = ["pretrain", "--out", str(tmp_path / "out"), "--preset", "smoke", "--pretrain-steps", "2"]
+    expected = {"pretrain": 0, "interrupted pretrain": 130, "bad config": 2}[command]
+    if command == "interrupted pretrain":
+        args += ["--interrupt-at", "1"]
+    if command == "bad config":
+        monkeypatch.setattr(cli, "check_args", _raise_usage_error_after(join_one_rank_group))
+    try:
+        assert cli.main(args) == expected
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _raise_usage_error_after(join):
+    def check_args(args):
+        join(None)
+        raise train.UsageError("bad")
+
+    return check_args
+
+
+def test_a_process_group_the_caller_owns_is_left_alone(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        with train.process_group_released():
+            pass
+        assert dist.is_initialized()
+    finally:
+        dist.destroy_process_group()
+
+
+RANK_LEAVING_GLOO_WORK_BEHIND = """
+import sys, time, torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from reference_training import __main__ as cli, train
+
+with train.process_group_released():
+    dist.init_process_group("gloo")
+    DistributedDataParallel(torch.nn.Linear(2, 2))  # keeps the group alive past its destruction
+    if dist.get_rank() == 0:
+        time.sleep(1.0)  # rank 1 is exiting when the data arrives
+    tensor = torch.ones(1 << 16)
+    dist.broadcast(tensor, 0, async_op=True)
+    del tensor  # gloo's worker thread now holds the last reference
+cli.exit_process(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_a_torchrun_rank_exits_cleanly_while_gloo_still_holds_tensors(tmp_path, code):
+    """A collective that completes while a rank exits aborts it (SIGABRT) unless it skips finalisation."""
+    import socket
+    import subprocess
+    import sys
+
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_LEAVING_GLOO_WORK_BEHIND)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    cmd += ["--master_addr=127.0.0.1", f"--master_port={port}"]
+    cmd += [str(script), str(code)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert "terminate called" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == (1 if code else 0), result.stderr[-3000:]
+    assert ("exitcode  : 3" in result.stderr) == bool(code)
+
+
 @pytest.mark.parametrize("task", ["detection", "panoptic"])
 def test_torchrun_two_processes_keep_identical_parameters(tmp_path, task):
     """2 ranks on CPU (gloo): each tunes on its own images; DDP keeps the replicas identical."""
