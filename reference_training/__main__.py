@@ -17,6 +17,7 @@ from dataclasses import asdict, fields
 from typing import NoReturn
 
 from reference_training import train
+from reference_training.data import OBJECT_ORDERS
 from reference_training.tasks import TASKS
 
 
@@ -56,6 +57,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--confidence-weight", type=float, help="weight of the IoU supervision of the confidence head"
     )
     p.add_argument("--confidence-lr", type=float, help="learning rate of the confidence head in tuning")
+    p.add_argument(
+        "--object-order",
+        choices=OBJECT_ORDERS,
+        help="detection: box order of the MLE target sequences (random: Pix2seq's; area: largest first)",
+    )
     p.add_argument("--duplicate-weight", type=float, help="recall reward: penalty weight of duplicate boxes")
     p.add_argument("--cell-size", type=int, help="panoptic: pixels per side of a token cell")
     p.add_argument("--image-size", type=int, help="side of the generated images in pixels")

@@ -132,10 +132,12 @@ def make_splits(n_train: int, n_heldout: int, seed: int = 0, size: int = 64, max
     )
 
 
-def shuffle_objects(scenes: Scenes, rng: np.random.Generator) -> Scenes:
-    """Random object order per image (valid boxes stay first): the sequence order carries no signal."""
-    keys = rng.random(scenes.valid.shape) + (~scenes.valid) * 2.0
-    order = np.argsort(keys, axis=1)
+OBJECT_ORDERS = ("random", "area", "raster")
+
+
+def _reorder(scenes: Scenes, keys: np.ndarray) -> Scenes:
+    """Objects of each image sorted by ``keys`` (S, K) ascending; invalid slots go last."""
+    order = np.argsort(np.where(scenes.valid, keys, np.inf), axis=1, kind="stable")
     take = lambda a: np.take_along_axis(a, order[..., None] if a.ndim == 3 else order, axis=1)  # noqa: E731
     return Scenes(
         scenes.images,
@@ -145,6 +147,28 @@ def shuffle_objects(scenes: Scenes, rng: np.random.Generator) -> Scenes:
         take(scenes.colours),
         scenes.refs,
     )
+
+
+def shuffle_objects(scenes: Scenes, rng: np.random.Generator) -> Scenes:
+    """Random object order per image (valid boxes stay first): the sequence order carries no signal."""
+    return _reorder(scenes, rng.random(scenes.valid.shape))
+
+
+def order_objects(scenes: Scenes, order: str, rng: np.random.Generator) -> Scenes:
+    """Objects in the sequence order MLE is taught (one of ``OBJECT_ORDERS``).
+
+    ``random``: a fresh order per image (Pix2seq's choice); ``area``: the largest box first;
+    ``raster``: by the box's top edge, then its left edge, in 1/16ths of the image (rows of boxes).
+    Ties keep the incoming order.
+    """
+    boxes = scenes.boxes
+    if order == "random":
+        return shuffle_objects(scenes, rng)
+    if order == "area":
+        return _reorder(scenes, -(boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1]))
+    if order == "raster":
+        return _reorder(scenes, np.floor(boxes[..., 0] * 16) + boxes[..., 1])  # x0 < 1
+    raise ValueError(f"object order must be one of {OBJECT_ORDERS}, got {order!r}")
 
 
 def class_counts(scenes: Scenes) -> np.ndarray:

@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from reference_training import sequence
+from reference_training.data import OBJECT_ORDERS
 from reference_training.model import ModelConfig, Seq2Seq, unwrap
 from reference_training.tasks import Task, task_class
 
@@ -57,6 +58,7 @@ class Config:
     duplicate_weight: float = 0.5  # detection: recall reward's duplicate penalty
     confidence_weight: float = 1.0  # detection: weight of the IoU supervision
     confidence_lr: float = 3e-3  # detection: tuning learning rate of the confidence head
+    object_order: str = "random"  # detection: box order of the MLE targets (data.OBJECT_ORDERS)
     eval_every: int = 40  # tuning steps between evaluations on eval_images held-out images
     eval_images: int = 128
     checkpoint_every: int = 40
@@ -144,6 +146,7 @@ def check_config(cfg: Config) -> None:
     for flag in ("confidence_weight", "duplicate_weight"):
         need(np.isfinite(getattr(cfg, flag)) and getattr(cfg, flag) >= 0, flag, "a number >= 0")
     need(cfg.reward in ("recall", "map"), "reward", "'recall' or 'map'")
+    need(cfg.object_order in OBJECT_ORDERS, "object_order", f"one of {', '.join(OBJECT_ORDERS)}")
     need(
         cfg.patch_size % 2 == 0 and cfg.image_size % cfg.patch_size == 0,
         "patch_size",

@@ -31,6 +31,46 @@ def test_data_is_deterministic_and_boxes_are_exact():
     assert (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all() and (b >= 0).all() and (b <= 1).all()
 
 
+@pytest.mark.parametrize("order", ["random", "area", "raster"])
+def test_object_orders_permute_each_images_boxes_and_keep_padding_last(order):
+    from reference_training.data import order_objects
+
+    scenes = make_scenes(40, seed=3, size=48, max_objects=6)
+    out = order_objects(scenes, order, np.random.default_rng(0))
+    np.testing.assert_array_equal(out.valid, scenes.valid)  # valid boxes were first and stay first
+    np.testing.assert_array_equal(out.images, scenes.images)
+    for i in range(len(scenes)):
+        n = scenes.valid[i].sum()
+        before = sorted(zip(map(tuple, scenes.boxes[i, :n]), scenes.labels[i, :n], scenes.colours[i, :n]))
+        after = list(zip(map(tuple, out.boxes[i, :n]), out.labels[i, :n], out.colours[i, :n]))
+        assert sorted(after) == before  # a permutation, each box with its label and colour
+        b = out.boxes[i, :n]
+        if order == "area":
+            area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+            assert np.all(np.diff(area) <= 0)
+        if order == "raster":
+            row = np.floor(b[:, 0] * 16)
+            assert np.all((np.diff(row) > 0) | ((np.diff(row) == 0) & (np.diff(b[:, 1]) >= 0)))
+    with pytest.raises(ValueError, match="object order"):
+        order_objects(scenes, "size", np.random.default_rng(0))
+
+
+def test_detection_mle_targets_follow_the_object_order():
+    from reference_training.data import order_objects
+
+    cfg = train.config_from("smoke", task="detection", object_order="area")
+    task = task_class("detection")(cfg)
+    scenes = task.batch(np.random.default_rng(0), 16)
+    tokens, mask = task.mle_targets(scenes, np.random.default_rng(1))
+    expected, _ = task.grammar.targets(order_objects(scenes, "area", np.random.default_rng(1)))
+    unordered, same_mask = task.grammar.targets(scenes)
+    torch.testing.assert_close(tokens, expected, rtol=0, atol=0)
+    torch.testing.assert_close(mask, same_mask, rtol=0, atol=0)
+    assert not torch.equal(tokens, unordered)
+    with pytest.raises(train.UsageError, match="--object-order must be one of"):
+        train.check_config(train.config_from("smoke", task="detection", object_order="size"))
+
+
 def test_sampled_sequences_are_always_well_formed():
     run = train.Run(train.PRESETS["smoke"])
     model = run.new_model()
