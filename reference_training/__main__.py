@@ -60,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--object-order",
         choices=OBJECT_ORDERS,
-        help="detection: box order of the MLE target sequences (random: Pix2seq's; area: largest first)",
+        help="detection: box order of MLE targets (random: Pix2seq's; area: largest first; raster: rows)",
     )
     p.add_argument("--duplicate-weight", type=float, help="recall reward: penalty weight of duplicate boxes")
     p.add_argument("--cell-size", type=int, help="panoptic: pixels per side of a token cell")
