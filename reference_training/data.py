@@ -154,16 +154,16 @@ def shuffle_objects(scenes: Scenes, rng: np.random.Generator) -> Scenes:
     return _reorder(scenes, rng.random(scenes.valid.shape))
 
 
-def order_objects(scenes: Scenes, order: str, rng: np.random.Generator) -> Scenes:
+def order_objects(scenes: Scenes, order: str) -> Scenes:
     """Objects in the sequence order MLE is taught (one of ``OBJECT_ORDERS``).
 
-    ``random``: a fresh order per image (Pix2seq's choice); ``area``: the largest box first;
-    ``raster``: by the box's top edge, then its left edge, in 1/16ths of the image (rows of boxes).
-    Ties keep the incoming order.
+    ``random``: as drawn (``sample_batch`` shuffles every batch: Pix2seq's choice); ``area``: the
+    largest box first; ``raster``: by the box's top edge, then its left edge, in 1/16ths of the
+    image (rows of boxes). Ties keep the incoming order.
     """
     boxes = scenes.boxes
     if order == "random":
-        return shuffle_objects(scenes, rng)
+        return scenes
     if order == "area":
         return _reorder(scenes, -(boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1]))
     if order == "raster":

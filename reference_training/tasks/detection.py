@@ -225,9 +225,7 @@ class DetectionTask(TaskBase):
         return shapes.sample_batch(self.train, rng, size)
 
     def mle_targets(self, scenes: Scenes, rng: np.random.Generator):
-        if self.cfg.object_order == "random":  # the batch came shuffled (sample_batch)
-            return self.grammar.targets(scenes)
-        return self.grammar.targets(shapes.order_objects(scenes, self.cfg.object_order, rng))
+        return self.grammar.targets(shapes.order_objects(scenes, self.cfg.object_order))
 
     def train_head(self, tokens: torch.Tensor):
         grammar, k = self.grammar, (self.grammar.length - 1) // TOKENS_PER_BOX
