@@ -280,7 +280,7 @@ def exit_process(code: int) -> NoReturn:
     without an active exception"), failing a run whose work was all done. By this point
     every collective has been waited for and every file closed: nothing is lost.
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if train.launched_world_size() > 1:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -228,9 +228,14 @@ def auto_threads() -> int:
     return max(1, min(_DEFAULT_THREADS, int(_DEFAULT_THREADS - busy_cores() + 0.5)))
 
 
+def launched_world_size() -> int:
+    """Processes torchrun started for this run (its WORLD_SIZE); 1 outside torchrun."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init_distributed(device: torch.device) -> tuple[int, int]:
     """(rank, world size); joins the process group when launched by torchrun (nccl on GPU, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world_size()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)

@@ -329,6 +329,20 @@ def test_a_process_group_the_caller_owns_is_left_alone(tmp_path):
         dist.destroy_process_group()
 
 
+def _torchrun_two_ranks(args: list[str], timeout: float):
+    """``torchrun --nproc_per_node=2 ARGS`` on a free loopback port; the finished process."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    cmd += ["--master_addr=127.0.0.1", f"--master_port={port}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
 RANK_LEAVING_GLOO_WORK_BEHIND = """
 import sys, time, torch
 import torch.distributed as dist
@@ -350,19 +364,9 @@ cli.exit_process(int(sys.argv[1]))
 @pytest.mark.parametrize("code", [0, 3])
 def test_a_torchrun_rank_exits_cleanly_while_gloo_still_holds_tensors(tmp_path, code):
     """A collective that completes while a rank exits aborts it (SIGABRT) unless it skips finalisation."""
-    import socket
-    import subprocess
-    import sys
-
     script = tmp_path / "rank.py"
     script.write_text(RANK_LEAVING_GLOO_WORK_BEHIND)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
-    cmd += ["--master_addr=127.0.0.1", f"--master_port={port}"]
-    cmd += [str(script), str(code)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    result = _torchrun_two_ranks([str(script), str(code)], timeout=120)
     assert "terminate called" not in result.stderr, result.stderr[-3000:]
     assert result.returncode == (1 if code else 0), result.stderr[-3000:]
     assert ("exitcode  : 3" in result.stderr) == bool(code)
@@ -371,37 +375,13 @@ def test_a_torchrun_rank_exits_cleanly_while_gloo_still_holds_tensors(tmp_path, 
 @pytest.mark.parametrize("task", ["detection", "panoptic"])
 def test_torchrun_two_processes_keep_identical_parameters(tmp_path, task):
     """2 ranks on CPU (gloo): each tunes on its own images; DDP keeps the replicas identical."""
-    import socket
-    import subprocess
-    import sys
-
     base = ["--preset", "smoke", "--pretrain-steps", "4", "--tune-steps", "3", "--task", task]
     init = str(tmp_path / "init")
     assert cli.main(["pretrain", "--out", init, *base]) == 0
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out = str(tmp_path / "ddp")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={port}",
-        "-m",
-        "reference_training",
-        "tune",
-        "--out",
-        out,
-        *base,
-        "--init",
-        os.path.join(init, "mle.pt"),
-        "--threads",
-        "1",
-        "--check-replicas",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    args = ["-m", "reference_training", "tune", "--out", out, *base]
+    args += ["--init", os.path.join(init, "mle.pt"), "--threads", "1", "--check-replicas"]
+    result = _torchrun_two_ranks(args, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas identical across 2 ranks" in result.stdout
     records = _read(os.path.join(out, "metrics.jsonl"))
